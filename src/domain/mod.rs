@@ -1,0 +1,280 @@
+//! Plain domain types, no I/O: services, event types, money, sync status, drift
+//! fields and the write policy.
+//!
+//! Everything past `calcom::wire` and `store` speaks these types. Values are parsed
+//! at the boundary (`TryFrom`), so a `Minutes` is always in range and `Money` is never
+//! a float.
+
+mod money;
+mod policy;
+
+pub use money::{Currency, Money};
+pub use policy::{OverwriteGrant, Policy};
+
+use std::fmt;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+/// Cal.com event type id (stable key of an event type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventTypeId(pub i64);
+
+/// Platform service id (`services.id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceId(pub i64);
+
+/// Cal.com team id, present on team event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TeamId(pub i64);
+
+macro_rules! display_inner {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+display_inner!(EventTypeId, ServiceId, TeamId);
+
+/// Longest event a salon or clinic service may plausibly last (one day).
+pub const MAX_MINUTES: u32 = 24 * 60;
+/// `services.name` is a `varchar(255)`.
+pub const MAX_NAME_CHARS: usize = 255;
+/// Descriptions longer than this are treated as absurd input, not stored.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+/// A duration in whole minutes, `1..=MAX_MINUTES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Minutes(u32);
+
+impl Minutes {
+    pub fn new(value: i64) -> Option<Self> {
+        (1..=i64::from(MAX_MINUTES))
+            .contains(&value)
+            .then(|| Self(value as u32))
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// `services.sync_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    Synced,
+    Pending,
+    Error,
+    Never,
+}
+
+impl SyncStatus {
+    pub const ALL: [SyncStatus; 4] = [Self::Synced, Self::Pending, Self::Error, Self::Never];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "synced",
+            Self::Pending => "pending",
+            Self::Error => "error",
+            Self::Never => "never",
+        }
+    }
+
+    /// Parses the column value; anything unknown is read as `Never` by the caller's
+    /// choice, so the platform can never make a pass fail with a new status word.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+impl fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The business fields calsync compares. Names are used verbatim in logs, metrics,
+/// the drift ledger and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Name,
+    Description,
+    DurationMinutes,
+    Visibility,
+    Price,
+}
+
+impl Field {
+    pub const ALL: [Field; 5] = [
+        Self::Name,
+        Self::Description,
+        Self::DurationMinutes,
+        Self::Visibility,
+        Self::Price,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Description => "description",
+            Self::DurationMinutes => "duration_minutes",
+            Self::Visibility => "visibility",
+            Self::Price => "price",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == value)
+    }
+
+    /// Whether API v2 `PATCH /v2/event-types/{id}` can set this field. Price cannot:
+    /// v2 has no price input and silently drops one.
+    pub fn pushable(self) -> bool {
+        !matches!(self, Self::Price)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The business columns of a service: what the platform owns and calsync protects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessValues {
+    pub name: String,
+    /// `None` = not managed by the platform (NULL or "").
+    pub description: Option<String>,
+    pub duration_minutes: i32,
+    pub is_active: bool,
+    pub is_online: bool,
+    pub price: Money,
+}
+
+impl BusinessValues {
+    /// Bookable online = active AND online; maps to Cal.com `NOT hidden`.
+    pub fn bookable(&self) -> bool {
+        self.is_active && self.is_online
+    }
+}
+
+/// A row of the platform's `services` table, as calsync reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: ServiceId,
+    pub company_id: i64,
+    pub branch_id: Option<i64>,
+    pub values: BusinessValues,
+    pub composite: bool,
+    pub calcom_event_type_id: Option<EventTypeId>,
+    pub sync_status: SyncStatus,
+    pub last_calcom_sync: Option<NaiveDateTime>,
+    pub sync_error: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A validated Cal.com event type: only what calsync compares or needs to push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventType {
+    pub id: EventTypeId,
+    /// Set for team event types; pushes then go through the team endpoint.
+    pub team_id: Option<TeamId>,
+    pub title: String,
+    pub slug: String,
+    /// Cal.com returns "" when there is none.
+    pub description: String,
+    pub length: Minutes,
+    /// `lengthInMinutesOptions`, when set: a PATCH of the length must keep the new
+    /// length among the options.
+    pub length_options: Option<Vec<u32>>,
+    pub hidden: bool,
+    /// Effective price: the enabled payment app's, else the top-level one.
+    pub price: Money,
+}
+
+/// How a drift ledger entry was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The two sides agree again (someone fixed one of them).
+    Agreed,
+    /// calsync pushed the platform value to Cal.com.
+    Repushed,
+    /// `allow_calcom_overwrites` copied the Cal.com value into the platform.
+    Overwritten,
+    /// The service or its event type is gone from the comparison.
+    Orphaned,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreed => "agreed",
+            Self::Repushed => "repushed",
+            Self::Overwritten => "overwritten",
+            Self::Orphaned => "orphaned",
+        }
+    }
+}
+
+/// One differing field, with both sides rendered for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDiff {
+    pub field: Field,
+    pub platform: String,
+    pub calcom: String,
+}
+
+/// An open drift ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    pub service_id: ServiceId,
+    pub calcom_event_type_id: EventTypeId,
+    pub account: String,
+    pub field: Field,
+    pub platform_value: String,
+    pub calcom_value: String,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub times_seen: i64,
+}
+
+/// Renders a bookable flag the way ledger entries and logs show it.
+pub fn visibility_label(bookable: bool) -> &'static str {
+    if bookable { "bookable" } else { "hidden" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_reject_zero_and_absurd_lengths() {
+        assert!(Minutes::new(0).is_none());
+        assert!(Minutes::new(-5).is_none());
+        assert!(Minutes::new(100_000).is_none());
+        assert_eq!(Minutes::new(45).map(Minutes::get), Some(45));
+        assert_eq!(Minutes::new(1440).map(Minutes::get), Some(1440));
+    }
+
+    #[test]
+    fn field_and_status_names_round_trip() {
+        for f in Field::ALL {
+            assert_eq!(Field::parse(f.as_str()), Some(f));
+        }
+        for s in SyncStatus::ALL {
+            assert_eq!(SyncStatus::parse(s.as_str()), Some(s));
+        }
+        assert!(!Field::Price.pushable());
+        assert!(Field::Name.pushable());
+    }
+}
