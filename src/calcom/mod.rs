@@ -1,0 +1,1 @@
+//! Cal.com API v2 client.

@@ -1,0 +1,1 @@
+//! Cal.com simulator.

@@ -1,0 +1,2 @@
+//! Telemetry.
+pub mod metrics;

@@ -1,0 +1,6 @@
+//! The integration test binary: every scenario runs against real servers
+//! (SQLite, PostgreSQL, MariaDB) and the Cal.com simulator.
+
+mod support;
+
+mod store;

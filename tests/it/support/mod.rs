@@ -1,0 +1,3 @@
+//! Test harness: fresh databases per test on every backend, the simulator, helpers.
+
+pub mod db;
