@@ -7,6 +7,7 @@ pub mod calcom;
 pub mod config;
 pub mod domain;
 pub mod reconcile;
+pub mod schedule;
 pub mod simulate;
 pub mod store;
 pub mod telemetry;

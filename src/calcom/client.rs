@@ -1,0 +1,503 @@
+//! The HTTP client for Cal.com API v2: one [`CalcomClient`] (connection pool,
+//! options, metrics) and one [`AccountClient`] per API key (its budget and block).
+//!
+//! Every request: waits for the key's budget, carries the bearer key and the
+//! version header, is bounded by a timeout and a body size cap, and is retried with
+//! exponential backoff and jitter on 5xx, timeouts, connection failures and 429
+//! (after the block Cal.com announced has passed). Nothing else is retried.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use super::error::CalcomError;
+use super::limit::{DEFAULT_BLOCK, KeyLimiter};
+use super::wire::{self, API_VERSION, Envelope, EventTypePatch, RecordError};
+use crate::config::CalcomSettings;
+use crate::domain::{EventType, EventTypeId, TeamId};
+use crate::telemetry::metrics::Metrics;
+
+/// Which call a request is: the `endpoint` label of request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ListEventTypes,
+    ListTeamEventTypes,
+    ListOrgEventTypes,
+    GetEventType,
+    UpdateEventType,
+    UpdateTeamEventType,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ListEventTypes => "list_event_types",
+            Self::ListTeamEventTypes => "list_team_event_types",
+            Self::ListOrgEventTypes => "list_org_event_types",
+            Self::GetEventType => "get_event_type",
+            Self::UpdateEventType => "update_event_type",
+            Self::UpdateTeamEventType => "update_team_event_type",
+        }
+    }
+}
+
+/// Org listings are paginated by `take` (at most 250).
+const ORG_PAGE: usize = 250;
+/// A safety stop for a server that never returns a short page.
+const MAX_ORG_PAGES: usize = 4_000;
+
+/// Shared by every account: the connection pool and the options.
+#[derive(Clone)]
+pub struct CalcomClient {
+    http: reqwest::Client,
+    settings: Arc<CalcomSettings>,
+    metrics: Arc<Metrics>,
+}
+
+impl CalcomClient {
+    pub fn new(settings: CalcomSettings, metrics: Arc<Metrics>) -> Result<Self, CalcomError> {
+        // One TLS provider (ring) for the whole process; installing twice is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| CalcomError::Transport {
+                endpoint: "client",
+                kind: "setup",
+                detail: e.without_url().to_string(),
+            })?;
+        Ok(Self {
+            http,
+            settings: Arc::new(settings),
+            metrics,
+        })
+    }
+
+    /// A client for one account's API key.
+    pub fn account(&self, name: &str, api_key: SecretString) -> AccountClient {
+        AccountClient {
+            client: self.clone(),
+            account: name.into(),
+            api_key,
+            limiter: Arc::new(KeyLimiter::new(self.settings.requests_per_minute)),
+        }
+    }
+}
+
+/// Everything an account's listing returned.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// One entry per distinct event type id (or per unreadable item).
+    pub records: Vec<Result<EventType, RecordError>>,
+    /// Requests it took (for reports and benchmarks).
+    pub requests: u32,
+}
+
+impl Listing {
+    /// Every id the listing mentions, readable records or not.
+    pub fn ids(&self) -> Vec<EventTypeId> {
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Ok(et) => Some(et.id),
+                Err(e) => e.event_type_id,
+            })
+            .collect()
+    }
+}
+
+/// The client of one Cal.com account (API key).
+#[derive(Clone)]
+pub struct AccountClient {
+    client: CalcomClient,
+    account: Arc<str>,
+    api_key: SecretString,
+    limiter: Arc<KeyLimiter>,
+}
+
+impl AccountClient {
+    pub fn name(&self) -> &str {
+        &self.account
+    }
+
+    pub fn limiter(&self) -> &KeyLimiter {
+        &self.limiter
+    }
+
+    /// Personal event types, then each team's, then the organisation's (paged).
+    /// Any source failing fails the whole listing: a partial listing must never be
+    /// mistaken for a complete one (it would orphan services).
+    pub async fn list_all(&self, team_ids: &[i64], org_id: Option<i64>) -> Result<Listing, CalcomError> {
+        let mut listing = Listing::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut push = |listing: &mut Listing, items: Vec<Value>, team: Option<TeamId>| {
+            for (pos, item) in items.iter().enumerate() {
+                let mut rec = wire::event_type_from_value(item, pos);
+                if let (Ok(et), Some(team)) = (&mut rec, team)
+                    && et.team_id.is_none()
+                {
+                    et.team_id = Some(team);
+                }
+                let id = match &rec {
+                    Ok(et) => Some(et.id),
+                    Err(e) => e.event_type_id,
+                };
+                if id.is_none_or(|id| seen.insert(id)) {
+                    listing.records.push(rec);
+                }
+            }
+        };
+
+        let own = self.list(Endpoint::ListEventTypes, "/v2/event-types".into(), &[]).await?;
+        listing.requests += 1;
+        push(&mut listing, own, None);
+        for team in team_ids {
+            let items = self
+                .list(Endpoint::ListTeamEventTypes, format!("/v2/teams/{team}/event-types"), &[])
+                .await?;
+            listing.requests += 1;
+            push(&mut listing, items, Some(TeamId(*team)));
+        }
+        if let Some(org) = org_id {
+            for page in 0..MAX_ORG_PAGES {
+                let query = [("take", ORG_PAGE.to_string()), ("skip", (page * ORG_PAGE).to_string())];
+                let items = self
+                    .list(
+                        Endpoint::ListOrgEventTypes,
+                        format!("/v2/organizations/{org}/teams/event-types"),
+                        &query,
+                    )
+                    .await?;
+                listing.requests += 1;
+                let short = items.len() < ORG_PAGE;
+                push(&mut listing, items, None);
+                if short {
+                    break;
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn list(&self, endpoint: Endpoint, path: String, query: &[(&str, String)]) -> Result<Vec<Value>, CalcomError> {
+        match self.call(endpoint, Method::GET, &path, query, None).await {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(other) => Err(CalcomError::Malformed {
+                endpoint: endpoint.as_str(),
+                status: 200,
+                detail: format!("`data` is {} instead of a list", json_kind(&other)),
+            }),
+            // An older server answered an empty personal list with 404.
+            Err(CalcomError::Api { status: 404, .. }) if endpoint == Endpoint::ListEventTypes => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One event type, as Cal.com has it now.
+    pub async fn get(&self, id: EventTypeId, team: Option<TeamId>) -> Result<Result<EventType, RecordError>, CalcomError> {
+        let path = match team {
+            Some(t) => format!("/v2/teams/{t}/event-types/{id}"),
+            None => format!("/v2/event-types/{id}"),
+        };
+        match self.call(Endpoint::GetEventType, Method::GET, &path, &[], None).await {
+            Ok(data) => Ok(decode_single(&data)),
+            Err(CalcomError::Api { status: 404, .. }) => Err(CalcomError::EventTypeGone(id)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// PATCHes the given fields and returns the event type as Cal.com stored it.
+    pub async fn update(
+        &self,
+        id: EventTypeId,
+        team: Option<TeamId>,
+        patch: &EventTypePatch,
+    ) -> Result<Result<EventType, RecordError>, CalcomError> {
+        let (endpoint, path) = match team {
+            Some(t) => (Endpoint::UpdateTeamEventType, format!("/v2/teams/{t}/event-types/{id}")),
+            None => (Endpoint::UpdateEventType, format!("/v2/event-types/{id}")),
+        };
+        let body = serde_json::to_value(patch).unwrap_or(Value::Null);
+        match self.call(endpoint, Method::PATCH, &path, &[], Some(&body)).await {
+            Ok(data) => Ok(decode_single(&data)),
+            Err(CalcomError::Api { status: 404, .. }) => Err(CalcomError::EventTypeGone(id)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One logical call: budget, attempts with backoff, envelope decoding.
+    async fn call(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CalcomError> {
+        let settings = &self.client.settings;
+        let attempts = settings.max_attempts.max(1);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(settings.retry_initial_delay)
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        let mut tries = 0u32;
+        let attempt = || {
+            tries += 1;
+            self.attempt(endpoint, method.clone(), path, query, body)
+        };
+        let result = attempt
+            .retry(backoff)
+            .when(CalcomError::retryable)
+            .notify(|e, wait| {
+                warn!(
+                    account = %self.account,
+                    endpoint = endpoint.as_str(),
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "Cal.com request failed; retrying with backoff."
+                )
+            })
+            .await;
+        match result {
+            Err(CalcomError::RateLimited { account, .. }) => Err(CalcomError::RateLimited { account, attempts }),
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CalcomError> {
+        self.limiter.acquire().await;
+        let settings = &self.client.settings;
+        let url = settings.base_url.join(path).map_err(|e| CalcomError::Transport {
+            endpoint: endpoint.as_str(),
+            kind: "url",
+            detail: e.to_string(),
+        })?;
+        let mut request = self
+            .client
+            .http
+            .request(method, url)
+            .bearer_auth(self.api_key.expose_secret())
+            .header("cal-api-version", API_VERSION)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let started = Instant::now();
+        let outcome = self.exchange(endpoint, request).await;
+        let code = match &outcome {
+            Ok((status, _)) => status.as_u16().to_string(),
+            Err(e) => transport_code(e).to_string(),
+        };
+        let m = &self.client.metrics;
+        m.calcom_requests_total
+            .with_label_values(&[endpoint.as_str(), code.as_str()])
+            .inc();
+        m.calcom_request_duration_seconds
+            .with_label_values(&[endpoint.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        let (status, bytes) = outcome?;
+        self.interpret(endpoint, status, &bytes)
+    }
+
+    /// Sends, reads rate-limit headers, and reads the body within the size cap.
+    async fn exchange(&self, endpoint: Endpoint, request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), CalcomError> {
+        let transport = |e: reqwest::Error| {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "body"
+            };
+            CalcomError::Transport {
+                endpoint: endpoint.as_str(),
+                kind,
+                detail: error_chain(&e.without_url()),
+            }
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        self.observe_rate_headers(status, response.headers());
+        let limit = self.client.settings.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(CalcomError::BodyTooLarge {
+                endpoint: endpoint.as_str(),
+                limit,
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() as u64 + chunk.len() as u64 > limit {
+                return Err(CalcomError::BodyTooLarge {
+                    endpoint: endpoint.as_str(),
+                    limit,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, bytes))
+    }
+
+    fn observe_rate_headers(&self, status: StatusCode, headers: &reqwest::header::HeaderMap) {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
+        let remaining = number("x-ratelimit-remaining-default");
+        // Seconds until the window resets or the block ends (bounded: a broken
+        // header must not silence a key for hours).
+        let reset = number("x-ratelimit-reset-default").map(|s| Duration::from_secs_f64(s.min(3600.0)));
+        if let Some(r) = remaining {
+            self.client
+                .metrics
+                .calcom_rate_limit_remaining
+                .with_label_values(&[&*self.account])
+                .set(r as i64);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = reset.filter(|d| !d.is_zero()).unwrap_or(DEFAULT_BLOCK);
+            warn!(
+                account = %self.account,
+                wait_secs = wait.as_secs(),
+                "Cal.com rate limit hit (HTTP 429); sending nothing for this key until the block passes."
+            );
+            self.limiter.block_for(wait);
+        } else if remaining == Some(0.0) {
+            let wait = reset.unwrap_or(DEFAULT_BLOCK);
+            debug!(account = %self.account, wait_secs = wait.as_secs(), "Cal.com quota used up; pausing this key until it resets.");
+            self.limiter.block_for(wait);
+        }
+    }
+
+    fn interpret(&self, endpoint: Endpoint, status: StatusCode, bytes: &[u8]) -> Result<Value, CalcomError> {
+        let envelope: Option<Envelope> = serde_json::from_slice(bytes).ok();
+        let message = || {
+            envelope
+                .as_ref()
+                .and_then(|e| e.error.as_ref())
+                .and_then(|e| e.message.clone())
+                .unwrap_or_else(|| describe_non_json(bytes))
+        };
+        let ep = endpoint.as_str();
+        match status.as_u16() {
+            200..=299 => {
+                let envelope = envelope.ok_or_else(|| CalcomError::Malformed {
+                    endpoint: ep,
+                    status: status.as_u16(),
+                    detail: describe_non_json(bytes),
+                })?;
+                if envelope.status.as_deref() == Some("error") {
+                    return Err(CalcomError::Api {
+                        endpoint: ep,
+                        status: status.as_u16(),
+                        code: envelope.error.and_then(|e| e.code).unwrap_or_default(),
+                        message: "error envelope with a success status".into(),
+                    });
+                }
+                envelope.data.ok_or_else(|| CalcomError::Malformed {
+                    endpoint: ep,
+                    status: status.as_u16(),
+                    detail: "no `data` in the response".into(),
+                })
+            }
+            401 => Err(CalcomError::Unauthorized {
+                account: self.account.to_string(),
+                status: 401,
+                message: message(),
+            }),
+            429 => Err(CalcomError::RateLimited {
+                account: self.account.to_string(),
+                attempts: 0,
+            }),
+            408 | 500..=599 => Err(CalcomError::Server {
+                endpoint: ep,
+                status: status.as_u16(),
+                message: message(),
+            }),
+            s => Err(CalcomError::Api {
+                endpoint: ep,
+                status: s,
+                code: envelope
+                    .as_ref()
+                    .and_then(|e| e.error.as_ref())
+                    .and_then(|e| e.code.clone())
+                    .unwrap_or_else(|| "unknown".into()),
+                message: message(),
+            }),
+        }
+    }
+}
+
+fn decode_single(data: &Value) -> Result<EventType, RecordError> {
+    // The team PATCH may answer with an array (one item per child).
+    let item = match data {
+        Value::Array(items) => items.first().unwrap_or(&Value::Null),
+        other => other,
+    };
+    wire::event_type_from_value(item, 0)
+}
+
+fn transport_code(e: &CalcomError) -> &'static str {
+    match e {
+        CalcomError::Transport { kind, .. } => kind,
+        CalcomError::BodyTooLarge { .. } => "body",
+        _ => "other",
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "an object",
+        Value::String(_) => "a string",
+        Value::Null => "null",
+        _ => "a scalar",
+    }
+}
+
+/// A short, safe description of a body that is not JSON (e.g. a proxy's HTML page).
+fn describe_non_json(bytes: &[u8]) -> String {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_ascii_lowercase();
+    if head.contains("<html") || head.contains("<!doctype") {
+        "an HTML page (probably from a proxy or load balancer), not Cal.com's JSON".into()
+    } else if bytes.is_empty() {
+        "an empty body".into()
+    } else {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(_) => "JSON without the expected envelope".into(),
+            Err(e) => format!("invalid JSON ({} bytes): {e}", bytes.len()),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

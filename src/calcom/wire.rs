@@ -1,0 +1,316 @@
+//! Wire format of Cal.com API v2 (`cal-api-version: 2024-06-14`), and the boundary
+//! where it becomes domain types. Nothing past this module sees raw JSON.
+//!
+//! Decoding is lenient where Cal.com is known to differ from its own spec (`users`
+//! and `hosts` are objects, `lengthInMinutesOptions` may hold strings, unknown fields
+//! appear) and strict where calsync compares or stores a value: one bad record is a
+//! [`RecordError`] naming the event type, never a failed page.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::{
+    Currency, EventType, EventTypeId, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, Minutes, Money, TeamId,
+};
+
+/// The version header value every `/v2/event-types*` call must carry.
+pub const API_VERSION: &str = "2024-06-14";
+
+/// `{"status":"success","data":…}` or `{"status":"error","error":{…}}`.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// A record of a listing that could not be turned into an [`EventType`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordError {
+    /// `None` when even the id was unreadable.
+    pub event_type_id: Option<EventTypeId>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.event_type_id {
+            Some(id) => write!(f, "event type {id}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Body of a PATCH: only the fields calsync owns. `None` fields are not sent, so
+/// Cal.com keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_in_minutes: Option<u32>,
+    /// Sent only when the event type has options: Cal.com rejects a length that is
+    /// not among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_in_minutes_options: Option<Vec<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<bool>,
+}
+
+impl EventTypePatch {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn whole(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("{key} {n} is not a whole number")),
+        Some(other) => Err(format!("{key} is {}, expected a whole number", kind_of(other))),
+    }
+}
+
+fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("{key} is {}, expected a string", kind_of(other))),
+    }
+}
+
+/// Turns one listed item into a domain event type.
+pub fn event_type_from_value(item: &Value, position: usize) -> Result<EventType, RecordError> {
+    let Some(obj) = item.as_object() else {
+        return Err(RecordError {
+            event_type_id: None,
+            message: format!("item #{position} of the listing is {}, not an object", kind_of(item)),
+        });
+    };
+    let id = match whole(obj, "id") {
+        Ok(Some(id)) if id > 0 => EventTypeId(id),
+        Ok(_) | Err(_) => {
+            return Err(RecordError {
+                event_type_id: None,
+                message: format!("item #{position} of the listing has no valid id"),
+            });
+        }
+    };
+    decode(id, obj).map_err(|message| RecordError {
+        event_type_id: Some(id),
+        message,
+    })
+}
+
+fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String> {
+    let title = text(obj, "title")?.ok_or("title is missing")?;
+    if title.trim().is_empty() {
+        return Err("title is empty".into());
+    }
+    let title_chars = title.chars().count();
+    if title_chars > MAX_NAME_CHARS {
+        return Err(format!(
+            "title is {title_chars} characters long; the platform's name holds at most {MAX_NAME_CHARS}"
+        ));
+    }
+    let description = text(obj, "description")?.unwrap_or_default();
+    let description_chars = description.chars().count();
+    if description_chars > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "description is {description_chars} characters long (at most {MAX_DESCRIPTION_CHARS} are accepted)"
+        ));
+    }
+    let length = whole(obj, "lengthInMinutes")?.ok_or("lengthInMinutes is missing")?;
+    let length = Minutes::new(length).ok_or_else(|| {
+        format!(
+            "lengthInMinutes {length} is out of range (1..={})",
+            crate::domain::MAX_MINUTES
+        )
+    })?;
+    let hidden = match obj.get("hidden") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("hidden is {}, expected a boolean", kind_of(other))),
+    };
+    let team_id = whole(obj, "teamId")?.filter(|t| *t > 0).map(TeamId);
+    let slug = text(obj, "slug")?.unwrap_or_default().to_owned();
+    Ok(EventType {
+        id,
+        team_id,
+        title: title.to_owned(),
+        slug,
+        description: description.to_owned(),
+        length,
+        length_options: length_options(obj.get("lengthInMinutesOptions")),
+        hidden,
+        price: effective_price(obj)?,
+    })
+}
+
+/// The spec types the options as strings; the server sends numbers. Accept both and
+/// drop anything else (the options matter only when pushing a length).
+fn length_options(v: Option<&Value>) -> Option<Vec<u32>> {
+    let items = v?.as_array()?;
+    let out: Vec<u32> = items
+        .iter()
+        .filter_map(|i| match i {
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Effective price: the enabled payment app under `metadata.apps` (first by app
+/// name, for determinism), else the deprecated top-level `price`/`currency`.
+fn effective_price(obj: &Map<String, Value>) -> Result<Money, String> {
+    let apps = obj
+        .get("metadata")
+        .and_then(|m| m.get("apps"))
+        .and_then(Value::as_object);
+    if let Some(apps) = apps {
+        let mut names: Vec<&String> = apps.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(app) = apps[name].as_object() else { continue };
+            if app.get("enabled") != Some(&Value::Bool(true)) {
+                continue;
+            }
+            if app.get("price").is_some_and(|p| !p.is_null()) {
+                let key = format!("metadata.apps.{name}");
+                return money(
+                    whole(app, "price").map_err(|e| format!("{key}.{e}"))?,
+                    text(app, "currency").map_err(|e| format!("{key}.{e}"))?,
+                    &key,
+                );
+            }
+        }
+    }
+    money(whole(obj, "price")?, text(obj, "currency")?, "price")
+}
+
+fn money(amount: Option<i64>, currency: Option<&str>, key: &str) -> Result<Money, String> {
+    let amount = amount.unwrap_or(0);
+    if amount < 0 {
+        return Err(format!("{key} {amount} is negative"));
+    }
+    if amount == 0 {
+        // Free: the currency does not matter (Cal.com defaults it to "usd").
+        return Ok(Money::free());
+    }
+    let code = currency.unwrap_or_default();
+    let currency = Currency::parse(code)
+        .ok_or_else(|| format!("{key} has currency {code:?}, which is not an ISO 4217 code"))?;
+    Money::from_calcom_minor(amount, currency)
+        .ok_or_else(|| format!("{key} {amount} {currency} is larger than the platform can store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+            "id": 81234, "ownerId": 4021, "title": "Deep-tissue massage", "slug": "deep-tissue-60",
+            "description": "Sixty minute session", "lengthInMinutes": 60, "hidden": false,
+            "price": 9000, "currency": "eur",
+            "metadata": {"apps": {"stripe": {"enabled": true, "price": 9000, "currency": "eur"}}},
+            "users": [{"id": 4021, "name": "Ana"}], "hosts": [{"userId": 1}],
+            "somethingNew": {"x": 1}
+        })
+    }
+
+    #[test]
+    fn a_realistic_record_decodes_ignoring_unknown_and_mistyped_fields() {
+        let et = event_type_from_value(&sample(), 0).unwrap();
+        assert_eq!(et.id, EventTypeId(81234));
+        assert_eq!(et.length.get(), 60);
+        assert_eq!(et.price.to_string(), "90.00 EUR");
+        assert!(!et.hidden);
+        assert_eq!(et.team_id, None);
+    }
+
+    #[test]
+    fn the_enabled_payment_app_wins_over_the_stale_top_level_price() {
+        let mut v = sample();
+        v["price"] = json!(5000);
+        v["metadata"]["apps"]["stripe"]["price"] = json!(12000);
+        assert_eq!(event_type_from_value(&v, 0).unwrap().price.cents, 12000);
+        v["metadata"]["apps"]["stripe"]["enabled"] = json!(false);
+        assert_eq!(event_type_from_value(&v, 0).unwrap().price.cents, 5000);
+    }
+
+    #[test]
+    fn bad_records_name_the_event_type_and_the_field() {
+        let cases = [
+            (json!({"lengthInMinutes": 0}), "lengthInMinutes 0 is out of range"),
+            (json!({"lengthInMinutes": 100000}), "lengthInMinutes 100000 is out of range"),
+            (json!({"lengthInMinutes": "60"}), "lengthInMinutes is a string"),
+            (json!({"title": null}), "title is missing"),
+            (json!({"title": "x".repeat(10_000)}), "title is 10000 characters"),
+            (json!({"price": -5, "metadata": {}}), "price -5 is negative"),
+            (json!({"hidden": "no"}), "hidden is a string"),
+        ];
+        for (patch, expected) in cases {
+            let mut v = sample();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let err = event_type_from_value(&v, 0).unwrap_err();
+            assert_eq!(err.event_type_id, Some(EventTypeId(81234)));
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+            assert!(err.to_string().starts_with("event type 81234"), "{err}");
+        }
+    }
+
+    #[test]
+    fn emoji_and_rtl_titles_are_valid() {
+        let mut v = sample();
+        v["title"] = json!("💆 تدليك عميق");
+        assert_eq!(event_type_from_value(&v, 0).unwrap().title, "💆 تدليك عميق");
+    }
+
+    #[test]
+    fn a_record_without_id_is_reported_by_position() {
+        let err = event_type_from_value(&json!({"title": "x"}), 7).unwrap_err();
+        assert_eq!(err.event_type_id, None);
+        assert!(err.message.contains("#7"));
+    }
+
+    #[test]
+    fn options_accept_strings_and_numbers() {
+        let mut v = sample();
+        v["lengthInMinutesOptions"] = json!(["30", 60, "x"]);
+        assert_eq!(event_type_from_value(&v, 0).unwrap().length_options, Some(vec![30, 60]));
+    }
+}
