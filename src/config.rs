@@ -541,6 +541,11 @@ impl Settings {
         Ok(())
     }
 
+    /// Whether two settings point at different databases (a reload cannot move).
+    pub fn database_url_differs(&self, other: &Settings) -> bool {
+        self.database_url.expose_secret() != other.database_url.expose_secret()
+    }
+
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.name == name)
     }

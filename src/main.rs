@@ -1,1 +1,149 @@
-fn main(){}
+//! calsync's entry point: parse the command line, load the configuration, set up
+//! logging, run the command, and turn errors into exit codes (0 ok, 1 `plan`
+//! found changes, 2 failure). Errors are printed with their context and never
+//! with a secret.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use calsync::app::{self, App, exit};
+use calsync::cli::{Cli, Command};
+use calsync::config::{self, Config, Settings};
+use calsync::telemetry::logging::{self, Console, LogGuard};
+use calsync::telemetry::metrics::Metrics;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+struct Loaded {
+    config: Config,
+    path: PathBuf,
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Loaded> {
+    let explicit = cli.config.is_some() || std::env::var_os("CALSYNC_CONFIG").is_some();
+    let path = config::config_path(cli.config.as_deref());
+    let config = Config::load(&path, explicit)?;
+    for warning in config.file_warnings(&path) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(Loaded { config, path })
+}
+
+fn settings(cli: &Cli, need_accounts: bool) -> anyhow::Result<(Settings, PathBuf)> {
+    let loaded = load(cli)?;
+    let settings = loaded.config.validate()?;
+    if need_accounts {
+        settings.require_accounts()?;
+    }
+    Ok((settings, loaded.path))
+}
+
+fn logs(settings: &Settings, console: Console) -> anyhow::Result<LogGuard> {
+    logging::init(
+        settings.log_format,
+        &settings.log_level,
+        console,
+        settings.log_directory.as_deref(),
+        settings.log_max_files,
+    )
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::CheckConfig => {
+            let loaded = load(&cli)?;
+            let settings = loaded.config.validate()?;
+            settings.require_accounts()?;
+            println!("# effective configuration ({}; secrets redacted)", loaded.path.display());
+            print!("{}", loaded.config.redacted_toml());
+            eprintln!(
+                "configuration is valid: {} account(s), schedule {:?}",
+                settings.accounts.len(),
+                settings.schedule
+            );
+            Ok(exit::OK)
+        }
+        Command::Migrate => {
+            let (settings, _) = settings(&cli, false)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let store = app::connect(&settings).await?;
+            let report = store.migrate().await?;
+            println!("{report}");
+            Ok(exit::OK)
+        }
+        Command::Once {
+            accounts,
+            dry_run,
+            format,
+        } => {
+            let (settings, _) = settings(&cli, true)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let app = App::open(settings, Arc::new(Metrics::new())).await?;
+            let report = app.pass(accounts, *dry_run).await?;
+            app::print_pass(&report, *format)?;
+            Ok(if report.has_failures() { exit::FAILURE } else { exit::OK })
+        }
+        Command::Plan { accounts, format } => {
+            let (settings, _) = settings(&cli, true)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let app = App::open(settings, Arc::new(Metrics::new())).await?;
+            let report = app.pass(accounts, true).await?;
+            app::print_pass(&report, *format)?;
+            Ok(if report.accounts.iter().any(|a| a.result == "failure") {
+                exit::FAILURE
+            } else if report.has_changes() {
+                exit::CHANGES
+            } else {
+                exit::OK
+            })
+        }
+        Command::Drift { account, format } => {
+            let (settings, _) = settings(&cli, false)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let store = app::connect(&settings).await?;
+            app::print_drift(&store, account.as_deref(), *format).await?;
+            Ok(exit::OK)
+        }
+        Command::Push { service, format } => {
+            let (settings, _) = settings(&cli, true)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let app = App::open(settings, Arc::new(Metrics::new())).await?;
+            app::push(&app, *service, *format).await
+        }
+        Command::Run => {
+            let (settings, path) = settings(&cli, true)?;
+            let guard = logs(&settings, Console::Stdout)?;
+            calsync::daemon::run(settings, path, cli.config.is_some(), guard).await
+        }
+        Command::Simulate(args) => {
+            let token = tokio_util::sync::CancellationToken::new();
+            let stop = token.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                stop.cancel();
+            });
+            calsync::simulate::run(args.clone(), token).await?;
+            Ok(exit::OK)
+        }
+        Command::Demo => calsync::demo::run().await,
+    }
+}

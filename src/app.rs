@@ -1,0 +1,192 @@
+//! Wiring: opens the store and the Cal.com client from validated settings, and
+//! implements the one-shot commands on top of the reconciler.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+
+use crate::calcom::CalcomClient;
+use crate::cli::Format;
+use crate::config::{Account, Settings};
+use crate::domain::ServiceId;
+use crate::reconcile::{PassOptions, PassReport, Reconciler};
+use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// `plan`: changes or drift pending.
+    pub const CHANGES: u8 = 1;
+    pub const FAILURE: u8 = 2;
+}
+
+/// An opened database and Cal.com client.
+pub struct App {
+    pub settings: Settings,
+    pub reconciler: Arc<Reconciler>,
+}
+
+/// Connects to the database without checking its schema.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(settings.database_url.expose_secret(), settings.max_connections)
+        .await
+        .context("cannot open the database (check database.url)")
+}
+
+impl App {
+    /// Connects and checks that the schema is ready for a pass.
+    pub async fn open(settings: Settings, metrics: Arc<Metrics>) -> anyhow::Result<App> {
+        let store = connect(&settings).await?;
+        Self::with_store(settings, store, metrics).await
+    }
+
+    pub async fn with_store(settings: Settings, store: Store, metrics: Arc<Metrics>) -> anyhow::Result<App> {
+        if !store.migrations_current().await? {
+            bail!("the database is not migrated to this calsync version; run `calsync migrate` first");
+        }
+        store.verify_services().await?;
+        let calcom = CalcomClient::new(settings.calcom.clone(), metrics.clone())?;
+        Ok(App {
+            reconciler: Arc::new(Reconciler::new(store, calcom, metrics)),
+            settings,
+        })
+    }
+
+    /// The configured accounts named on the command line (all when none is named).
+    pub fn select(&self, names: &[String]) -> anyhow::Result<Vec<Account>> {
+        select_accounts(&self.settings, names)
+    }
+
+    pub async fn pass(&self, names: &[String], dry_run: bool) -> anyhow::Result<PassReport> {
+        let selected = self.select(names)?;
+        Ok(self
+            .reconciler
+            .pass(
+                &self.settings.accounts,
+                &selected,
+                self.settings.policy,
+                PassOptions {
+                    dry_run,
+                    max_concurrent_accounts: self.settings.max_concurrent_accounts,
+                },
+            )
+            .await)
+    }
+}
+
+pub fn select_accounts(settings: &Settings, names: &[String]) -> anyhow::Result<Vec<Account>> {
+    if names.is_empty() {
+        return Ok(settings.accounts.clone());
+    }
+    names
+        .iter()
+        .map(|n| {
+            settings.account(n).cloned().with_context(|| {
+                let known: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
+                format!("no account named {n:?} in the config (configured: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// `calsync once` / `calsync plan`: prints the report, returns the exit code.
+pub fn print_pass(report: &PassReport, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Text => print!("{}", report.to_text()),
+    }
+    Ok(())
+}
+
+/// `calsync drift`.
+pub async fn print_drift(store: &Store, account: Option<&str>, format: Format) -> anyhow::Result<usize> {
+    let entries = store.open_drift(account).await?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&drift_json(&entries))?),
+        Format::Text if entries.is_empty() => println!("No open drift: Cal.com agrees with the platform."),
+        Format::Text => {
+            println!(
+                "{:>8}  {:>10}  {:<16}  {:<24}  {:<24}  {:<20}  {}",
+                "service", "event type", "field", "platform", "Cal.com", "first seen (UTC)", "seen"
+            );
+            for e in &entries {
+                println!(
+                    "{:>8}  {:>10}  {:<16}  {:<24}  {:<24}  {:<20}  {}",
+                    e.service_id.0,
+                    e.calcom_event_type_id.0,
+                    e.field.as_str(),
+                    clip(&e.platform_value, 24),
+                    clip(&e.calcom_value, 24),
+                    e.first_seen_at.format("%Y-%m-%d %H:%M:%S"),
+                    e.times_seen
+                );
+            }
+            println!(
+                "\nThe platform values are in force. To repair Cal.com: `calsync push --service ID` (or set sync.repush_drifted = true); price must be changed in Cal.com itself."
+            );
+        }
+    }
+    Ok(entries.len())
+}
+
+/// The drift ledger as JSON (the same for `calsync drift` and the operator API).
+pub fn drift_json(entries: &[crate::domain::DriftEntry]) -> serde_json::Value {
+    entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "service_id": e.service_id,
+                "calcom_event_type_id": e.calcom_event_type_id,
+                "account": e.account,
+                "field": e.field,
+                "platform_value": e.platform_value,
+                "calcom_value": e.calcom_value,
+                "first_seen_at": e.first_seen_at.and_utc().to_rfc3339(),
+                "last_seen_at": e.last_seen_at.and_utc().to_rfc3339(),
+                "times_seen": e.times_seen,
+            })
+        })
+        .collect()
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// `calsync push --service ID`.
+pub async fn push(app: &App, id: i64, format: Format) -> anyhow::Result<u8> {
+    let result = app.reconciler.push_service(&app.settings.accounts, ServiceId(id)).await;
+    match (result, format) {
+        (Ok(done), Format::Json) => {
+            println!("{}", serde_json::to_string_pretty(&done)?);
+            Ok(if done.not_pushable.is_empty() { exit::OK } else { exit::FAILURE })
+        }
+        (Ok(done), Format::Text) => {
+            if done.pushed.is_empty() {
+                println!("service {id}: Cal.com already has the platform's values.");
+            } else {
+                let fields: Vec<&str> = done.pushed.iter().map(|f| f.as_str()).collect();
+                println!("service {id}: pushed {} to Cal.com (account {}).", fields.join(", "), done.account);
+            }
+            for d in &done.not_pushable {
+                println!(
+                    "service {id}: {} differs (platform {}, Cal.com {}) and cannot be set through Cal.com API v2: change it in Cal.com.",
+                    d.field, d.platform, d.calcom
+                );
+            }
+            if !done.marked_synced && done.not_pushable.is_empty() {
+                println!("service {id}: the platform edited it meanwhile; it stays pending and the next pass pushes the newer values.");
+            }
+            Ok(if done.not_pushable.is_empty() { exit::OK } else { exit::FAILURE })
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}

@@ -1,0 +1,207 @@
+//! The HTTP surface of `calsync run` (hyper 1): `/metrics`, `/healthz`, `/readyz`,
+//! and the operator API under `/api/v1/` (enabled only with `server.admin_token`).
+//!
+//! Every request has bounded headers and body and a read timeout; every error is
+//! JSON. The admin token is compared in constant time and never echoed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::daemon::Daemon;
+use crate::domain::{ServiceId, visibility_label};
+
+/// Request bodies above this are refused (the API takes no large input).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Body = Full<Bytes>;
+
+/// Binds `addr` and serves until `shutdown` is cancelled.
+pub async fn serve(addr: SocketAddr, daemon: Arc<Daemon>, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("server.listen {addr}: cannot bind: {e}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "HTTP accept failed; continuing.");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let daemon = daemon.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let daemon = daemon.clone();
+                    async move { Ok::<_, Infallible>(route(req, &daemon).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(MAX_HEADER_BYTES.max(8192))
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    r = conn.as_mut() => if let Err(e) = r { debug!(error = %e, "HTTP connection ended with an error.") },
+                    _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .header("cache-control", "no-store")
+        .body(Full::new(body.into()))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    respond(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, &json!({ "error": message }))
+}
+
+async fn route(req: Request<Incoming>, daemon: &Daemon) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            daemon.metrics().encode(),
+        ),
+        (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "alive"})),
+        (&Method::GET, "/readyz") => match daemon.readiness().await {
+            Ok(detail) => json_response(StatusCode::OK, &json!({"status": "ready", "detail": detail})),
+            Err(reason) => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "not ready", "reason": reason}),
+            ),
+        },
+        (_, p) if p.starts_with("/api/v1/") => api(req, daemon, &method, &path).await,
+        (_, "/metrics" | "/healthz" | "/readyz") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint; try /metrics, /healthz, /readyz or /api/v1/"),
+    }
+}
+
+fn authorized(req: &Request<Incoming>, daemon: &Daemon) -> Result<(), Response<Body>> {
+    let Some(token) = daemon.admin_token() else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "the operator API is disabled; set server.admin_token or server.admin_token_file",
+        ));
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = token.expose_secret().as_bytes();
+    if bool::from(presented.as_bytes().ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <server.admin_token>)",
+        ))
+    }
+}
+
+async fn api(req: Request<Incoming>, daemon: &Daemon, method: &Method, path: &str) -> Response<Body> {
+    if let Err(denied) = authorized(&req, daemon) {
+        return denied;
+    }
+    // Bounded body, even where none is expected.
+    if Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await.is_err() {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["drift"]) => match daemon.drift().await {
+            Ok(v) => json_response(StatusCode::OK, &v),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        },
+        (&Method::POST, ["reconcile"]) => match daemon.reconcile_now().await {
+            Ok(report) => json_response(StatusCode::OK, &serde_json::to_value(report).unwrap_or_default()),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        },
+        (&Method::GET, ["services", id]) => match id.parse::<i64>() {
+            Ok(id) => service_status(daemon, ServiceId(id)).await,
+            Err(_) => error(StatusCode::BAD_REQUEST, "service id must be a number"),
+        },
+        (&Method::POST, ["services", id, "push"]) => match id.parse::<i64>() {
+            Ok(id) => match daemon.push(ServiceId(id)).await {
+                Ok(done) => json_response(StatusCode::OK, &serde_json::to_value(done).unwrap_or_default()),
+                Err((status, e)) => error(status, &e),
+            },
+            Err(_) => error(StatusCode::BAD_REQUEST, "service id must be a number"),
+        },
+        _ => error(StatusCode::NOT_FOUND, "no such operator endpoint"),
+    }
+}
+
+/// What the platform's status tooltip needs.
+async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
+    let Some(store) = daemon.store() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the database is not connected yet");
+    };
+    let linked = match store.service(id).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return error(StatusCode::NOT_FOUND, &format!("service {id} does not exist")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let drift = match store.drift_for_service(id).await {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let s = linked.service;
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "service_id": s.id,
+            "name": s.values.name,
+            "bookable": s.values.bookable(),
+            "visibility": visibility_label(s.values.bookable()),
+            "sync_status": s.sync_status,
+            "sync_direction": "platform → Cal.com",
+            "last_calcom_sync": s.last_calcom_sync.map(|t| t.and_utc().to_rfc3339()),
+            "calcom_event_type_id": s.calcom_event_type_id,
+            "account": linked.registry.as_ref().map(|r| r.account.clone()),
+            "last_error": s.sync_error,
+            "open_drift": crate::app::drift_json(&drift),
+        }),
+    )
+}

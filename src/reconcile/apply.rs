@@ -1,0 +1,522 @@
+//! Effects of a pass: list (Cal.com), load (store), diff and plan (pure), push
+//! (Cal.com), commit (store, one transaction per account), then report (logs and
+//! metrics). Accounts run concurrently, each within its key's budget; one
+//! account's failure never stops another's.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+use secrecy::ExposeSecret;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::diff::{OrphanScope, compare, diff};
+use super::plan::{
+    Plan, PlanInput, Protection, Push, PushOutcome, PushReason, build_write, plan, push_for,
+    push_precheck, push_took_effect,
+};
+use super::report::{AccountReport, PassReport};
+use crate::calcom::{AccountClient, CalcomClient};
+use crate::config::Account;
+use crate::domain::{Field, Policy, ServiceId, SyncStatus};
+use crate::store::{AccountScope, AccountWrite, RunRecord, Store};
+use crate::telemetry::events::{
+    AccountFailed, CalcomOverwriteApplied, EmptyListingGuarded, EventTypeImported,
+    ProtectionTriggered, PushFailed, PushSucceeded, RecordRejected, ServiceOrphaned,
+};
+use crate::telemetry::metrics::Metrics;
+
+/// How a pass runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    /// Plan only: no pushes, no writes (`calsync plan`, `once --dry-run`).
+    pub dry_run: bool,
+    pub max_concurrent_accounts: usize,
+}
+
+/// Runs passes. Keeps one client per account across passes, so a key's budget and
+/// any Cal.com block survive from one pass to the next.
+pub struct Reconciler {
+    store: Store,
+    calcom: CalcomClient,
+    metrics: Arc<Metrics>,
+    clients: Mutex<HashMap<String, (String, AccountClient)>>,
+}
+
+/// Why a manual push did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualPushError {
+    #[error("service {0} does not exist")]
+    NoSuchService(ServiceId),
+    #[error("service {0} is not linked to a Cal.com event type (calcom_event_type_id is NULL); nothing to push to")]
+    NotLinked(ServiceId),
+    #[error("no configured account can reach service {id}'s event type (company {company}); add an [[accounts]] entry for that company")]
+    NoAccount { id: ServiceId, company: i64 },
+    #[error("{0}")]
+    Calcom(#[from] crate::calcom::CalcomError),
+    #[error("Cal.com's {0}")]
+    Unreadable(crate::calcom::RecordError),
+    #[error("push failed: {0}")]
+    Push(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What a manual push did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ManualPush {
+    pub service_id: ServiceId,
+    pub account: String,
+    /// Fields sent to Cal.com (empty when it already agreed).
+    pub pushed: Vec<Field>,
+    /// Differences Cal.com cannot take through API v2 (price).
+    pub not_pushable: Vec<crate::domain::FieldDiff>,
+    /// Whether the service was marked synced (false when the platform edited it
+    /// again meanwhile, or a price difference remains).
+    pub marked_synced: bool,
+}
+
+impl Reconciler {
+    pub fn new(store: Store, calcom: CalcomClient, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            calcom,
+            metrics,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn client_for(&self, account: &Account) -> AccountClient {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let key = account.api_key.expose_secret();
+        if let Some((k, c)) = clients.get(&account.name)
+            && k == key
+        {
+            return c.clone();
+        }
+        let client = self.calcom.account(&account.name, account.api_key.clone());
+        clients.insert(account.name.clone(), (key.to_owned(), client.clone()));
+        client
+    }
+
+    /// One pass over the given accounts.
+    pub async fn pass(&self, all: &[Account], selected: &[Account], policy: Policy, options: PassOptions) -> PassReport {
+        let companies: HashMap<i64, usize> = all.iter().fold(HashMap::new(), |mut m, a| {
+            *m.entry(a.company_id).or_default() += 1;
+            m
+        });
+        let mut reports: Vec<(usize, AccountReport)> = futures::stream::iter(selected.iter().cloned().enumerate())
+            .map(|(i, account)| {
+                let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
+                let span = info_span!("account", account = %account.name);
+                async move { (i, self.account_pass(&account, sole, policy, options).await) }.instrument(span)
+            })
+            .buffer_unordered(options.max_concurrent_accounts.max(1))
+            .collect()
+            .await;
+        reports.sort_by_key(|(i, _)| *i);
+        PassReport {
+            dry_run: options.dry_run,
+            accounts: reports.into_iter().map(|(_, r)| r).collect(),
+        }
+    }
+
+    async fn account_pass(&self, account: &Account, sole: bool, policy: Policy, options: PassOptions) -> AccountReport {
+        let started_at = Utc::now().naive_utc();
+        let clock = Instant::now();
+        let statements_before = self.store.statements();
+        let result = self.account_pass_inner(account, sole, policy, options).await;
+        let mut report = match result {
+            Ok(r) => r,
+            Err((stage, error)) => {
+                AccountFailed {
+                    account: &account.name,
+                    stage,
+                    error: &error,
+                }
+                .emit();
+                if !options.dry_run {
+                    let run = RunRecord {
+                        account: account.name.clone(),
+                        started_at,
+                        finished_at: Utc::now().naive_utc(),
+                        result: "failure",
+                        summary: serde_json::json!({ "stage": stage }),
+                        error: Some(error.clone()),
+                    };
+                    if let Err(e) = self.store.record_run(&run).await {
+                        warn!(account = %account.name, error = %e, "Could not record the failed run in calsync_runs.");
+                    }
+                }
+                AccountReport::failed(&account.name, format!("{stage}: {error}"))
+            }
+        };
+        report.sql_statements = self.store.statements().saturating_sub(statements_before);
+        if !options.dry_run {
+            let m = &self.metrics;
+            m.reconcile_runs_total
+                .with_label_values(&[account.name.as_str(), report.result])
+                .inc();
+            m.reconcile_duration_seconds
+                .with_label_values(&[account.name.as_str()])
+                .observe(clock.elapsed().as_secs_f64());
+            if report.result == "success" {
+                m.last_success_timestamp_seconds
+                    .with_label_values(&[account.name.as_str()])
+                    .set(Utc::now().timestamp() as f64);
+            }
+        }
+        report
+    }
+
+    async fn account_pass_inner(
+        &self,
+        account: &Account,
+        sole: bool,
+        policy: Policy,
+        options: PassOptions,
+    ) -> Result<AccountReport, (&'static str, String)> {
+        let client = self.client_for(account);
+        let listing = client
+            .list_all(&account.team_ids, account.org_id)
+            .await
+            .map_err(|e| ("list", e.to_string()))?;
+        let ids = listing.ids();
+        let snapshot = self
+            .store
+            .load_account(AccountScope {
+                account: &account.name,
+                company_id: account.company_id,
+                listed: &ids,
+            })
+            .await
+            .map_err(|e| ("load", e.to_string()))?;
+        let d = diff(
+            &listing.records,
+            &snapshot.services,
+            OrphanScope {
+                account: &account.name,
+                company_id: account.company_id,
+                sole_account_for_company: sole,
+            },
+        );
+        let p = plan(
+            d,
+            PlanInput {
+                account: &account.name,
+                company_id: account.company_id,
+                policy,
+                services: &snapshot.services,
+                open_drift: &snapshot.open_drift,
+                listed_records: listing.records.len(),
+            },
+        );
+        let mut report = AccountReport::from_plan(&p);
+        report.calcom_requests = listing.requests;
+        if options.dry_run {
+            return Ok(report);
+        }
+
+        let mut outcomes = HashMap::new();
+        for push in &p.pushes {
+            let outcome = self.execute_push(&client, push).await;
+            match &outcome {
+                PushOutcome::Succeeded => report.pushed += 1,
+                PushOutcome::Failed(_) => report.push_failures += 1,
+            }
+            outcomes.insert(push.service.id, outcome);
+        }
+        report.calcom_requests += p.pushes.len() as u32;
+
+        let now = Utc::now().naive_utc();
+        let mut write = build_write(&p, &outcomes, policy.overwrite_grant(), now);
+        let gauges = Gauges::after(&p, &snapshot.open_drift, &write);
+        write.run = Some(RunRecord {
+            account: account.name.clone(),
+            started_at: now,
+            finished_at: Utc::now().naive_utc(),
+            result: "success",
+            summary: serde_json::to_value(p.counts()).unwrap_or_default(),
+            error: None,
+        });
+        let outcome = self.store.apply(write).await.map_err(|e| ("write", e.to_string()))?;
+        report.imported = outcome.imported.len();
+        report.overwritten = outcome.overwritten;
+        report.confirmation_conflicts = outcome.confirmation_conflicts;
+        if outcome.confirmation_conflicts > 0 {
+            info!(
+                account = %account.name,
+                services = outcome.confirmation_conflicts,
+                "Some services were edited in the platform while calsync pushed them; they stay pending and the next pass pushes the newer values."
+            );
+        }
+        self.emit_events(&p, &outcome, &outcomes);
+        gauges.publish(&self.metrics, &account.name);
+        Ok(report)
+    }
+
+    async fn execute_push(&self, client: &AccountClient, push: &Push) -> PushOutcome {
+        let reason = reason_label(push.reason);
+        let result = match push_precheck(push) {
+            Err(e) => Err(e),
+            Ok(()) => match client.update(push.event_type.id, push.event_type.team_id, &push.patch).await {
+                Ok(Ok(now)) => push_took_effect(push, &now),
+                Ok(Err(record)) => Err(format!("Cal.com answered with an event type calsync cannot read: {record}")),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match result {
+            Ok(()) => {
+                let replaced: Vec<_> = compare(&push.service.values, &push.event_type)
+                    .into_iter()
+                    .filter(|d| push.fields.contains(&d.field))
+                    .collect();
+                PushSucceeded {
+                    account: client.name(),
+                    service_id: push.service.id,
+                    event_type_id: push.event_type.id,
+                    reason,
+                    replaced: &replaced,
+                }
+                .emit(&self.metrics);
+                PushOutcome::Succeeded
+            }
+            Err(error) => {
+                PushFailed {
+                    account: client.name(),
+                    service_id: push.service.id,
+                    event_type_id: push.event_type.id,
+                    reason,
+                    error: &error,
+                }
+                .emit(&self.metrics);
+                PushOutcome::Failed(error)
+            }
+        }
+    }
+
+    fn emit_events(&self, p: &Plan, outcome: &crate::store::ApplyOutcome, pushes: &HashMap<ServiceId, PushOutcome>) {
+        let account = p.account.as_str();
+        for pr in &p.protections {
+            ProtectionTriggered {
+                account,
+                service_id: pr.service.id,
+                service_name: &pr.service.values.name,
+                event_type_id: pr.event_type.id,
+                fields: &pr.fields,
+                repush: pushes.contains_key(&pr.service.id),
+            }
+            .emit(&self.metrics);
+        }
+        if outcome.overwritten > 0 {
+            for o in &p.overwrites {
+                CalcomOverwriteApplied {
+                    account,
+                    service_id: o.service.id,
+                    service_name: &o.service.values.name,
+                    event_type_id: o.event_type.id,
+                    fields: &o.fields,
+                }
+                .emit(&self.metrics);
+            }
+        }
+        let titles: HashMap<_, _> = p.imports.iter().map(|e| (e.id, e.title.as_str())).collect();
+        for (et, service) in &outcome.imported {
+            EventTypeImported {
+                account,
+                service_id: *service,
+                event_type_id: *et,
+                title: titles.get(et).copied().unwrap_or_default(),
+            }
+            .emit(&self.metrics);
+        }
+        for s in &p.orphans {
+            ServiceOrphaned {
+                account,
+                service_id: s.id,
+                event_type_id: s.calcom_event_type_id,
+            }
+            .emit();
+        }
+        for (e, s) in &p.unreadable {
+            RecordRejected {
+                account,
+                service_id: s.as_ref().map(|s| s.id),
+                error: &e.to_string(),
+            }
+            .emit();
+        }
+        if p.empty_listing_guarded {
+            EmptyListingGuarded {
+                account,
+                linked: p.in_sync.len() + p.protections.len(),
+            }
+            .emit();
+        }
+    }
+
+    /// The manual "sync to Cal.com" action for one service.
+    pub async fn push_service(&self, accounts: &[Account], id: ServiceId) -> Result<ManualPush, ManualPushError> {
+        let linked = self.store.service(id).await?.ok_or(ManualPushError::NoSuchService(id))?;
+        let service = linked.service;
+        let event_type_id = service.calcom_event_type_id.ok_or(ManualPushError::NotLinked(id))?;
+        let account = linked
+            .registry
+            .as_ref()
+            .and_then(|r| accounts.iter().find(|a| a.name == r.account))
+            .or_else(|| accounts.iter().find(|a| a.company_id == service.company_id))
+            .ok_or(ManualPushError::NoAccount {
+                id,
+                company: service.company_id,
+            })?;
+        let client = self.client_for(account);
+        let team = linked.registry.as_ref().and_then(|r| r.team_id);
+        let event_type = client
+            .get(event_type_id, team)
+            .await?
+            .map_err(ManualPushError::Unreadable)?;
+        let fields = compare(&service.values, &event_type);
+        let push = push_for(&service, &event_type, PushReason::Manual);
+        let mut outcomes = HashMap::new();
+        if let Some(push) = &push {
+            match self.execute_push(&client, push).await {
+                PushOutcome::Succeeded => {
+                    outcomes.insert(id, PushOutcome::Succeeded);
+                }
+                PushOutcome::Failed(e) => {
+                    let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
+                    w.metadata.push(crate::store::MetadataUpdate {
+                        id,
+                        status: SyncStatus::Error,
+                        error: Some(format!("manual push failed: {e}")),
+                    });
+                    self.store.apply(w).await?;
+                    return Err(ManualPushError::Push(e));
+                }
+            }
+        }
+        let open = self.store.drift_for_service(id).await?;
+        let protection = Protection {
+            service: service.clone(),
+            event_type: event_type.clone(),
+            fields: fields.clone(),
+        };
+        let policy = Policy {
+            push_pending: true,
+            ..Policy::default()
+        };
+        let p = Plan::single(&account.name, account.company_id, policy, protection, push.clone(), open);
+        let write = build_write(&p, &outcomes, None, Utc::now().naive_utc());
+        let outcome = self.store.apply(write).await?;
+        Ok(ManualPush {
+            service_id: id,
+            account: account.name.clone(),
+            pushed: push.map(|p| p.fields).unwrap_or_default(),
+            not_pushable: fields.into_iter().filter(|d| !d.field.pushable()).collect(),
+            marked_synced: outcome.confirmed > 0,
+        })
+    }
+}
+
+fn reason_label(reason: PushReason) -> &'static str {
+    match reason {
+        PushReason::Pending => "pending",
+        PushReason::Drift => "drift",
+        PushReason::Manual => "manual",
+    }
+}
+
+/// Per-account gauges, computed from the plan and the write it commits.
+struct Gauges {
+    event_types: i64,
+    orphans: i64,
+    drifted_services: i64,
+    drift_fields: BTreeMap<Field, i64>,
+    oldest_age_secs: f64,
+    statuses: BTreeMap<SyncStatus, i64>,
+}
+
+impl Gauges {
+    fn after(p: &Plan, open_before: &[crate::domain::DriftEntry], w: &AccountWrite) -> Self {
+        let mut open: HashMap<(ServiceId, Field), chrono::NaiveDateTime> = open_before
+            .iter()
+            .map(|e| ((e.service_id, e.field), e.first_seen_at))
+            .collect();
+        for u in &w.drift_upserts {
+            open.entry((u.service_id, u.field)).or_insert(w.now);
+        }
+        for r in &w.drift_resolutions {
+            open.remove(&(r.service_id, r.field));
+        }
+        let mut drift_fields = BTreeMap::new();
+        let mut services = HashSet::new();
+        for (service, field) in open.keys() {
+            *drift_fields.entry(*field).or_insert(0) += 1;
+            services.insert(*service);
+        }
+        let oldest = open.values().min().copied();
+        let oldest_age_secs = oldest
+            .map(|t| (w.now - t).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+
+        // Status of every service the pass touched, as it will be after commit.
+        let mut status: HashMap<ServiceId, SyncStatus> = HashMap::new();
+        let before = p
+            .in_sync
+            .iter()
+            .chain(p.protections.iter().map(|x| &x.service))
+            .chain(p.overwrites.iter().map(|x| &x.service))
+            .chain(p.platform_edits.iter().map(|x| &x.service))
+            .chain(p.orphans.iter())
+            .chain(p.unreadable.iter().filter_map(|(_, s)| s.as_ref()));
+        let before: HashMap<ServiceId, SyncStatus> = before.map(|s| (s.id, s.sync_status)).collect();
+        status.extend(before.iter().map(|(k, v)| (*k, *v)));
+        for m in &w.metadata {
+            let was = before.get(&m.id).copied();
+            status.insert(m.id, if was == Some(SyncStatus::Pending) { SyncStatus::Pending } else { m.status });
+        }
+        for c in &w.confirmations {
+            status.insert(c.id, SyncStatus::Synced);
+        }
+        let mut statuses: BTreeMap<SyncStatus, i64> = SyncStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for s in status.values() {
+            *statuses.entry(*s).or_insert(0) += 1;
+        }
+        *statuses.entry(SyncStatus::Synced).or_insert(0) += w.imports.len() as i64;
+        Self {
+            event_types: p.event_types as i64,
+            orphans: p.orphans.len() as i64,
+            drifted_services: services.len() as i64,
+            drift_fields,
+            oldest_age_secs,
+            statuses,
+        }
+    }
+
+    fn publish(&self, m: &Metrics, account: &str) {
+        m.event_types.with_label_values(&[account]).set(self.event_types);
+        m.orphaned_services.with_label_values(&[account]).set(self.orphans);
+        m.drifted_services.with_label_values(&[account]).set(self.drifted_services);
+        for field in Field::ALL {
+            m.drift_fields
+                .with_label_values(&[account, field.as_str()])
+                .set(self.drift_fields.get(&field).copied().unwrap_or(0));
+        }
+        m.drift_oldest_age_seconds
+            .with_label_values(&[account])
+            .set(self.oldest_age_secs);
+        for (status, n) in &self.statuses {
+            m.services.with_label_values(&[account, status.as_str()]).set(*n);
+        }
+    }
+}

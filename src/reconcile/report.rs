@@ -1,0 +1,233 @@
+//! What a pass did (or, dry, would do), for the CLI, the run journal, the operator
+//! API and exit codes.
+
+use serde::Serialize;
+
+use super::plan::{Plan, PlanCounts, PushReason};
+use crate::domain::{EventTypeId, FieldDiff, ServiceId};
+
+/// One line of a plan or pass report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Item {
+    Import {
+        event_type_id: EventTypeId,
+        title: String,
+    },
+    Drift {
+        service_id: ServiceId,
+        event_type_id: EventTypeId,
+        fields: Vec<FieldDiff>,
+    },
+    Overwrite {
+        service_id: ServiceId,
+        event_type_id: EventTypeId,
+        fields: Vec<FieldDiff>,
+    },
+    Push {
+        service_id: ServiceId,
+        event_type_id: EventTypeId,
+        reason: PushReason,
+        fields: Vec<String>,
+    },
+    Orphan {
+        service_id: ServiceId,
+        event_type_id: Option<EventTypeId>,
+    },
+    Unreadable {
+        event_type_id: Option<EventTypeId>,
+        error: String,
+    },
+    NotImported {
+        event_type_id: EventTypeId,
+    },
+}
+
+/// One account's part of a pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AccountReport {
+    pub account: String,
+    /// `success` or `failure`.
+    pub result: &'static str,
+    pub error: Option<String>,
+    pub counts: PlanCounts,
+    pub imported: usize,
+    pub pushed: usize,
+    pub push_failures: usize,
+    pub overwritten: u64,
+    pub confirmation_conflicts: u64,
+    pub empty_listing_guarded: bool,
+    pub calcom_requests: u32,
+    pub sql_statements: u64,
+    pub items: Vec<Item>,
+}
+
+impl AccountReport {
+    pub fn failed(account: &str, error: String) -> Self {
+        Self {
+            account: account.into(),
+            result: "failure",
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+
+    pub fn from_plan(plan: &Plan) -> Self {
+        let mut items = Vec::new();
+        for et in &plan.imports {
+            items.push(Item::Import {
+                event_type_id: et.id,
+                title: et.title.clone(),
+            });
+        }
+        for id in &plan.not_imported {
+            items.push(Item::NotImported { event_type_id: *id });
+        }
+        for p in &plan.protections {
+            items.push(Item::Drift {
+                service_id: p.service.id,
+                event_type_id: p.event_type.id,
+                fields: p.fields.clone(),
+            });
+        }
+        for p in &plan.overwrites {
+            items.push(Item::Overwrite {
+                service_id: p.service.id,
+                event_type_id: p.event_type.id,
+                fields: p.fields.clone(),
+            });
+        }
+        for p in &plan.pushes {
+            items.push(Item::Push {
+                service_id: p.service.id,
+                event_type_id: p.event_type.id,
+                reason: p.reason,
+                fields: p.fields.iter().map(|f| f.as_str().to_owned()).collect(),
+            });
+        }
+        for s in &plan.orphans {
+            items.push(Item::Orphan {
+                service_id: s.id,
+                event_type_id: s.calcom_event_type_id,
+            });
+        }
+        for (e, _) in &plan.unreadable {
+            items.push(Item::Unreadable {
+                event_type_id: e.event_type_id,
+                error: e.to_string(),
+            });
+        }
+        Self {
+            account: plan.account.clone(),
+            result: "success",
+            counts: plan.counts(),
+            empty_listing_guarded: plan.empty_listing_guarded,
+            items,
+            ..Self::default()
+        }
+    }
+
+    /// A failure for exit codes: the account failed, a record was unreadable, or a
+    /// push failed.
+    pub fn has_failures(&self) -> bool {
+        self.result == "failure" || self.counts.unreadable > 0 || self.push_failures > 0
+    }
+}
+
+/// A whole pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    pub dry_run: bool,
+    pub accounts: Vec<AccountReport>,
+}
+
+impl PassReport {
+    pub fn has_failures(&self) -> bool {
+        self.accounts.iter().any(AccountReport::has_failures)
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.accounts.iter().any(|a| !a.items.is_empty())
+    }
+
+    /// Human-readable, one block per account.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for a in &self.accounts {
+            let c = &a.counts;
+            out.push_str(&format!(
+                "account {}: {}{}\n",
+                a.account,
+                a.result,
+                a.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            ));
+            if a.result == "success" {
+                out.push_str(&format!(
+                    "  event types {}, in sync {}, imports {}, drifted {}, overwrites {}, platform edits {}, pushes {}{}, orphans {}, unreadable {}\n",
+                    c.event_types,
+                    c.in_sync,
+                    c.imports,
+                    c.drifted,
+                    c.overwrites,
+                    c.platform_edits,
+                    c.pushes,
+                    if a.push_failures > 0 { format!(" ({} failed)", a.push_failures) } else { String::new() },
+                    c.orphans,
+                    c.unreadable
+                ));
+            }
+            if a.empty_listing_guarded {
+                out.push_str("  ! Cal.com listed no event types although services are linked: nothing was orphaned\n");
+            }
+            for item in &a.items {
+                out.push_str("  ");
+                out.push_str(&item_text(item));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn item_text(item: &Item) -> String {
+    let fields = |f: &[FieldDiff]| {
+        f.iter()
+            .map(|d| format!("{}: platform {:?} vs Cal.com {:?}", d.field, d.platform, d.calcom))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match item {
+        Item::Import { event_type_id, title } => format!("import   event type {event_type_id} {title:?}"),
+        Item::NotImported { event_type_id } => {
+            format!("unknown  event type {event_type_id} (not imported: sync.import_unknown is off)")
+        }
+        Item::Drift {
+            service_id,
+            event_type_id,
+            fields: f,
+        } => format!("drift    service {service_id} / event type {event_type_id}: {}", fields(f)),
+        Item::Overwrite {
+            service_id,
+            event_type_id,
+            fields: f,
+        } => format!("overwrite service {service_id} from event type {event_type_id}: {}", fields(f)),
+        Item::Push {
+            service_id,
+            event_type_id,
+            reason,
+            fields: f,
+        } => format!(
+            "push     service {service_id} → event type {event_type_id} ({}): {}",
+            serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            f.join(", ")
+        ),
+        Item::Orphan {
+            service_id,
+            event_type_id,
+        } => format!(
+            "orphan   service {service_id}: event type {} is gone from Cal.com",
+            event_type_id.map(|i| i.to_string()).unwrap_or_default()
+        ),
+        Item::Unreadable { error, .. } => format!("invalid  {error}"),
+    }
+}

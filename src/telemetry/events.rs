@@ -1,0 +1,225 @@
+//! Operator-visible events as types. Each `emit` writes its one log line and bumps
+//! its counter together, so logs and metrics cannot disagree. Log lines put the
+//! fields first, then a sentence saying what happened and what to do.
+//!
+//! Every PROTECTION line starts its message with the word `PROTECTION`, in text and
+//! JSON logs alike, so `journalctl -u calsync | grep PROTECTION` finds them all.
+
+use tracing::{error, info, warn};
+
+use super::metrics::Metrics;
+use crate::domain::{EventTypeId, FieldDiff, ServiceId};
+
+/// `name: platform="…" calcom="…"; …` — both sides, quoted, for the log line.
+pub fn side_by_side(fields: &[FieldDiff]) -> String {
+    fields
+        .iter()
+        .map(|d| format!("{}: platform={:?} calcom={:?}", d.field, d.platform, d.calcom))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn field_names(fields: &[FieldDiff]) -> String {
+    fields.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// A known service differs in Cal.com; the platform values were kept.
+pub struct ProtectionTriggered<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub service_name: &'a str,
+    pub event_type_id: EventTypeId,
+    pub fields: &'a [FieldDiff],
+    pub repush: bool,
+}
+
+impl ProtectionTriggered<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        for d in self.fields {
+            metrics
+                .protection_triggered_total
+                .with_label_values(&[self.account, d.field.as_str()])
+                .inc();
+        }
+        let action = if self.repush {
+            "re-pushing the platform values to Cal.com (sync.repush_drifted)"
+        } else {
+            "re-push with `calsync push --service ID`, enable sync.repush_drifted, or fix the event type in Cal.com"
+        };
+        warn!(
+            account = self.account,
+            service_id = self.service_id.0,
+            service_name = self.service_name,
+            event_type_id = self.event_type_id.0,
+            fields = %field_names(self.fields),
+            diff = %side_by_side(self.fields),
+            "PROTECTION: Cal.com differs from the platform; kept the platform values and recorded the drift; {action}."
+        );
+    }
+}
+
+/// `allow_calcom_overwrites`: Cal.com values were written into the platform.
+pub struct CalcomOverwriteApplied<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub service_name: &'a str,
+    pub event_type_id: EventTypeId,
+    pub fields: &'a [FieldDiff],
+}
+
+impl CalcomOverwriteApplied<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        for d in self.fields {
+            metrics
+                .calcom_overwrites_total
+                .with_label_values(&[self.account, d.field.as_str()])
+                .inc();
+        }
+        warn!(
+            account = self.account,
+            service_id = self.service_id.0,
+            service_name = self.service_name,
+            event_type_id = self.event_type_id.0,
+            fields = %field_names(self.fields),
+            diff = %side_by_side(self.fields),
+            "OVERWRITE: sync.allow_calcom_overwrites is on, so Cal.com's values replaced the platform's (old values are in the drift ledger); turn it off to protect the platform again."
+        );
+    }
+}
+
+/// A new service was created from an unknown event type.
+pub struct EventTypeImported<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub event_type_id: EventTypeId,
+    pub title: &'a str,
+}
+
+impl EventTypeImported<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.imported_total.with_label_values(&[self.account]).inc();
+        info!(
+            account = self.account,
+            service_id = self.service_id.0,
+            event_type_id = self.event_type_id.0,
+            title = self.title,
+            "Imported a new Cal.com event type as a platform service."
+        );
+    }
+}
+
+/// A PATCH brought Cal.com to the platform's values.
+pub struct PushSucceeded<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub event_type_id: EventTypeId,
+    pub reason: &'a str,
+    pub replaced: &'a [FieldDiff],
+}
+
+impl PushSucceeded<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.pushed_total.with_label_values(&[self.account, "success"]).inc();
+        info!(
+            account = self.account,
+            service_id = self.service_id.0,
+            event_type_id = self.event_type_id.0,
+            reason = self.reason,
+            replaced = %side_by_side(self.replaced),
+            "Pushed the platform values to Cal.com."
+        );
+    }
+}
+
+/// A PATCH failed; the service keeps its status and the error is recorded.
+pub struct PushFailed<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub event_type_id: EventTypeId,
+    pub reason: &'a str,
+    pub error: &'a str,
+}
+
+impl PushFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.pushed_total.with_label_values(&[self.account, "failure"]).inc();
+        warn!(
+            account = self.account,
+            service_id = self.service_id.0,
+            event_type_id = self.event_type_id.0,
+            reason = self.reason,
+            error = self.error,
+            "Push to Cal.com failed; the error is in the service's sync_error and the next pass retries."
+        );
+    }
+}
+
+/// A linked service's event type is gone from Cal.com.
+pub struct ServiceOrphaned<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub event_type_id: Option<EventTypeId>,
+}
+
+impl ServiceOrphaned<'_> {
+    pub fn emit(&self) {
+        warn!(
+            account = self.account,
+            service_id = self.service_id.0,
+            event_type_id = self.event_type_id.map(|i| i.0),
+            "Service's Cal.com event type is no longer listed; marked sync_status=error and kept the service. Recreate the event type or unlink the service."
+        );
+    }
+}
+
+/// A listed record could not be read.
+pub struct RecordRejected<'a> {
+    pub account: &'a str,
+    pub service_id: Option<ServiceId>,
+    pub error: &'a str,
+}
+
+impl RecordRejected<'_> {
+    pub fn emit(&self) {
+        warn!(
+            account = self.account,
+            service_id = self.service_id.map(|i| i.0),
+            error = self.error,
+            "Skipped a Cal.com event type calsync cannot read; nothing was written from it. Fix the event type in Cal.com."
+        );
+    }
+}
+
+/// An empty listing while services are linked: nothing was orphaned.
+pub struct EmptyListingGuarded<'a> {
+    pub account: &'a str,
+    pub linked: usize,
+}
+
+impl EmptyListingGuarded<'_> {
+    pub fn emit(&self) {
+        warn!(
+            account = self.account,
+            linked_services = self.linked,
+            "Cal.com listed no event types although services are linked to this account; orphaned nothing. Check the account's API key owner and Cal.com."
+        );
+    }
+}
+
+/// An account's pass failed as a whole.
+pub struct AccountFailed<'a> {
+    pub account: &'a str,
+    pub stage: &'a str,
+    pub error: &'a str,
+}
+
+impl AccountFailed<'_> {
+    pub fn emit(&self) {
+        error!(
+            account = self.account,
+            stage = self.stage,
+            error = self.error,
+            "Reconcile pass failed for this account; nothing was changed for it. The next pass retries."
+        );
+    }
+}
