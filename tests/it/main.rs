@@ -3,4 +3,5 @@
 
 mod support;
 
+mod calcom_client;
 mod store;

@@ -1,0 +1,1 @@
+//! Cal.com client tests against a mock server.
