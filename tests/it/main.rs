@@ -4,4 +4,6 @@
 mod support;
 
 mod calcom_client;
+mod cli;
+mod scenarios;
 mod store;

@@ -1,3 +1,4 @@
 //! Test harness: fresh databases per test on every backend, the simulator, helpers.
 
+pub mod app;
 pub mod db;

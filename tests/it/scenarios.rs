@@ -1,0 +1,1 @@
+//! Reconcile scenarios on every backend.

@@ -1,0 +1,1 @@
+//! A running calsync against a fresh database and the simulator.
