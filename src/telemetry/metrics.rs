@@ -1,1 +1,637 @@
-//! Metrics.
+//! Every Prometheus metric calsync exports, in one place, on one registry that
+//! [`Metrics`] owns (never the crate-global default registry, so each test can
+//! build its own). The names are a public contract: `dashboards/calsync.json`,
+//! `alerts/calsync.rules.yml` and operators' own queries use them verbatim, so a
+//! rename here is a breaking change for all of them. Label values come from
+//! closed sets (the consts below, [`Field`], [`SyncStatus`]) or from configured
+//! account names; never ids, error text, URLs or secrets, which would blow up
+//! cardinality or leak data into the monitoring system.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::domain::{Field, SyncStatus};
+
+/// Values of the `result` label on `calsync_pushed_total` and
+/// `calsync_reconcile_runs_total`.
+pub mod result {
+    /// The push or pass completed.
+    pub const SUCCESS: &str = "success";
+    /// The push or pass failed; the log line says why.
+    pub const FAILURE: &str = "failure";
+    /// Every value, for code that must visit each label set.
+    pub const ALL: [&str; 2] = [SUCCESS, FAILURE];
+}
+
+/// Values of the `endpoint` label on the `calsync_calcom_request*` metrics: one per
+/// Cal.com API v2 operation calsync performs, never the URL path (which holds ids).
+pub mod endpoint {
+    /// `GET /v2/event-types` for the key's own user.
+    pub const LIST_EVENT_TYPES: &str = "list_event_types";
+    /// `GET /v2/teams/{teamId}/event-types`.
+    pub const LIST_TEAM_EVENT_TYPES: &str = "list_team_event_types";
+    /// `GET /v2/organizations/{orgId}/teams/event-types`.
+    pub const LIST_ORG_EVENT_TYPES: &str = "list_org_event_types";
+    /// `GET /v2/event-types/{id}`.
+    pub const GET_EVENT_TYPE: &str = "get_event_type";
+    /// `PATCH /v2/event-types/{id}`.
+    pub const UPDATE_EVENT_TYPE: &str = "update_event_type";
+    /// `PATCH /v2/teams/{teamId}/event-types/{id}`.
+    pub const UPDATE_TEAM_EVENT_TYPE: &str = "update_team_event_type";
+    /// `POST /v2/event-types`.
+    pub const CREATE_EVENT_TYPE: &str = "create_event_type";
+    /// Every value, for code that must visit each label set.
+    pub const ALL: [&str; 7] = [
+        LIST_EVENT_TYPES,
+        LIST_TEAM_EVENT_TYPES,
+        LIST_ORG_EVENT_TYPES,
+        GET_EVENT_TYPE,
+        UPDATE_EVENT_TYPE,
+        UPDATE_TEAM_EVENT_TYPE,
+        CREATE_EVENT_TYPE,
+    ];
+}
+
+/// Values of the `code` label on `calsync_calcom_requests_total`: the HTTP status
+/// as decimal digits (`"200"`, `"401"`, `"429"`, see [`code::status`]) or one of
+/// these words when no status was received.
+pub mod code {
+    /// The request or its response did not finish within the client timeout.
+    pub const TIMEOUT: &str = "timeout";
+    /// No connection could be made (DNS, TCP, TLS).
+    pub const CONNECT: &str = "connect";
+    /// A status arrived but the body could not be read or decoded.
+    pub const BODY: &str = "body";
+
+    /// The label value for an HTTP status code, e.g. `status(429) == "429"`.
+    pub fn status(code: u16) -> String {
+        code.to_string()
+    }
+}
+
+/// Buckets of `calsync_reconcile_duration_seconds`: a pass over a small account
+/// takes well under a second, a large one with pushes and rate limiting minutes.
+const RECONCILE_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
+];
+
+/// Buckets of `calsync_calcom_request_duration_seconds`, up to the client timeout.
+const REQUEST_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+];
+
+/// The process's metrics. Cheap to clone fields out of (each is an `Arc` inside);
+/// share one `Metrics` per process, or build a fresh one per test.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+
+    /// `calsync_protection_triggered_total{account, field}`.
+    pub protection_triggered_total: IntCounterVec,
+    /// `calsync_calcom_overwrites_total{account, field}`.
+    pub calcom_overwrites_total: IntCounterVec,
+    /// `calsync_drifted_services{account}`.
+    pub drifted_services: IntGaugeVec,
+    /// `calsync_drift_fields{account, field}`.
+    pub drift_fields: IntGaugeVec,
+    /// `calsync_drift_oldest_age_seconds{account}`.
+    pub drift_oldest_age_seconds: GaugeVec,
+    /// `calsync_imported_total{account}`.
+    pub imported_total: IntCounterVec,
+    /// `calsync_pushed_total{account, result}`.
+    pub pushed_total: IntCounterVec,
+    /// `calsync_orphaned_services{account}`.
+    pub orphaned_services: IntGaugeVec,
+    /// `calsync_event_types{account}`.
+    pub event_types: IntGaugeVec,
+    /// `calsync_services{account, sync_status}`.
+    pub services: IntGaugeVec,
+    /// `calsync_reconcile_runs_total{account, result}`.
+    pub reconcile_runs_total: IntCounterVec,
+    /// `calsync_reconcile_duration_seconds{account}`.
+    pub reconcile_duration_seconds: HistogramVec,
+    /// `calsync_reconcile_skipped_total`.
+    pub reconcile_skipped_total: IntCounter,
+    /// `calsync_last_success_timestamp_seconds{account}`.
+    pub last_success_timestamp_seconds: GaugeVec,
+    /// `calsync_calcom_requests_total{endpoint, code}`.
+    pub calcom_requests_total: IntCounterVec,
+    /// `calsync_calcom_request_duration_seconds{endpoint}`.
+    pub calcom_request_duration_seconds: HistogramVec,
+    /// `calsync_calcom_rate_limit_remaining{account}`.
+    pub calcom_rate_limit_remaining: IntGaugeVec,
+    /// `calsync_build_info{version}`, always 1.
+    pub build_info: IntGaugeVec,
+    /// `calsync_leader`: 1 while this process holds the reconcile lease, else 0.
+    pub leader: IntGauge,
+}
+
+impl Metrics {
+    /// Builds every metric on a fresh registry, registers the process collector
+    /// (Linux only) and sets `calsync_build_info{version="<crate version>"} 1`.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+
+        let protection_triggered_total = counter_vec(
+            &registry,
+            "calsync_protection_triggered_total",
+            "Times a field of a known service differed in Cal.com and calsync kept the platform value (PROTECTION).",
+            &["account", "field"],
+        );
+        let calcom_overwrites_total = counter_vec(
+            &registry,
+            "calsync_calcom_overwrites_total",
+            "Platform business fields overwritten with the Cal.com value because overwrites were explicitly allowed.",
+            &["account", "field"],
+        );
+        let drifted_services = gauge_vec(
+            &registry,
+            "calsync_drifted_services",
+            "Services whose Cal.com event type currently differs from the platform, per the drift ledger.",
+            &["account"],
+        );
+        let drift_fields = gauge_vec(
+            &registry,
+            "calsync_drift_fields",
+            "Open drift ledger entries per field.",
+            &["account", "field"],
+        );
+        let drift_oldest_age_seconds = float_gauge_vec(
+            &registry,
+            "calsync_drift_oldest_age_seconds",
+            "Age in seconds of the oldest open drift ledger entry, 0 when there is none.",
+            &["account"],
+        );
+        let imported_total = counter_vec(
+            &registry,
+            "calsync_imported_total",
+            "Cal.com event types imported as new platform services.",
+            &["account"],
+        );
+        let pushed_total = counter_vec(
+            &registry,
+            "calsync_pushed_total",
+            "Pushes of platform values to Cal.com event types, by result.",
+            &["account", "result"],
+        );
+        let orphaned_services = gauge_vec(
+            &registry,
+            "calsync_orphaned_services",
+            "Platform services linked to a Cal.com event type that no longer exists.",
+            &["account"],
+        );
+        let event_types = gauge_vec(
+            &registry,
+            "calsync_event_types",
+            "Cal.com event types seen in the last reconcile pass.",
+            &["account"],
+        );
+        let services = gauge_vec(
+            &registry,
+            "calsync_services",
+            "Platform services linked to Cal.com, by sync status.",
+            &["account", "sync_status"],
+        );
+        let reconcile_runs_total = counter_vec(
+            &registry,
+            "calsync_reconcile_runs_total",
+            "Reconcile passes finished, by result.",
+            &["account", "result"],
+        );
+        let reconcile_duration_seconds = histogram_vec(
+            &registry,
+            "calsync_reconcile_duration_seconds",
+            "Wall-clock duration of a reconcile pass in seconds.",
+            &["account"],
+            &RECONCILE_BUCKETS,
+        );
+        let reconcile_skipped_total = IntCounter::with_opts(Opts::new(
+            "calsync_reconcile_skipped_total",
+            "Scheduled reconcile passes skipped because the previous one was still running or another process held the lease.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &reconcile_skipped_total);
+        let last_success_timestamp_seconds = float_gauge_vec(
+            &registry,
+            "calsync_last_success_timestamp_seconds",
+            "Unix time in seconds at which the last successful reconcile pass finished.",
+            &["account"],
+        );
+        let calcom_requests_total = counter_vec(
+            &registry,
+            "calsync_calcom_requests_total",
+            "Requests sent to the Cal.com API, by endpoint and HTTP status or transport failure.",
+            &["endpoint", "code"],
+        );
+        let calcom_request_duration_seconds = histogram_vec(
+            &registry,
+            "calsync_calcom_request_duration_seconds",
+            "Duration of Cal.com API requests in seconds, until the response body is read.",
+            &["endpoint"],
+            &REQUEST_BUCKETS,
+        );
+        let calcom_rate_limit_remaining = gauge_vec(
+            &registry,
+            "calsync_calcom_rate_limit_remaining",
+            "Requests left in the current Cal.com rate-limit window, from the last response's headers.",
+            &["account"],
+        );
+        let build_info = gauge_vec(
+            &registry,
+            "calsync_build_info",
+            "Always 1; the version label says which calsync build is running.",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let leader = IntGauge::with_opts(Opts::new(
+            "calsync_leader",
+            "1 when this process holds the reconcile lease, 0 otherwise.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &leader);
+
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics are registered once per registry");
+
+        Metrics {
+            registry,
+            protection_triggered_total,
+            calcom_overwrites_total,
+            drifted_services,
+            drift_fields,
+            drift_oldest_age_seconds,
+            imported_total,
+            pushed_total,
+            orphaned_services,
+            event_types,
+            services,
+            reconcile_runs_total,
+            reconcile_duration_seconds,
+            reconcile_skipped_total,
+            last_success_timestamp_seconds,
+            calcom_requests_total,
+            calcom_request_duration_seconds,
+            calcom_rate_limit_remaining,
+            build_info,
+            leader,
+        }
+    }
+
+    /// Creates every counter label set of `account` at zero. Call it for each
+    /// configured account at start-up and after a reload: `increase()` and
+    /// `rate()` only see an event if the series existed before it, so without
+    /// this the first PROTECTION or failed pass of an account would not alert.
+    /// Gauges are left alone: a gauge at 0 would be a false reading (a last
+    /// success at Unix time 0 would page as stale).
+    pub fn init_account(&self, account: &str) {
+        for field in Field::ALL {
+            let labels = [account, field.as_str()];
+            self.protection_triggered_total.with_label_values(&labels);
+            self.calcom_overwrites_total.with_label_values(&labels);
+        }
+        for result in result::ALL {
+            let labels = [account, result];
+            self.pushed_total.with_label_values(&labels);
+            self.reconcile_runs_total.with_label_values(&labels);
+        }
+        self.imported_total.with_label_values(&[account]);
+    }
+
+    /// The registry every metric is on, for a caller that adds its own collector.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in the Prometheus text exposition format (what `/metrics` serves).
+    pub fn encode(&self) -> String {
+        let families = self.registry.gather();
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .expect("encoding gathered metrics into memory cannot fail");
+        String::from_utf8(out).expect("the text encoder writes UTF-8")
+    }
+
+    /// Drops every label set of `account`, so an account removed by a config
+    /// reload stops being exported (otherwise its last values would be served
+    /// forever and keep alerts firing). Label sets that were never created are
+    /// ignored. Per-endpoint request metrics carry no account and are kept.
+    pub fn forget_account(&self, account: &str) {
+        for vec in [
+            &self.drifted_services,
+            &self.orphaned_services,
+            &self.event_types,
+            &self.calcom_rate_limit_remaining,
+        ] {
+            let _ = vec.remove_label_values(&[account]);
+        }
+        for vec in [
+            &self.drift_oldest_age_seconds,
+            &self.last_success_timestamp_seconds,
+        ] {
+            let _ = vec.remove_label_values(&[account]);
+        }
+        let _ = self.imported_total.remove_label_values(&[account]);
+        let _ = self
+            .reconcile_duration_seconds
+            .remove_label_values(&[account]);
+
+        for field in Field::ALL {
+            let labels = [account, field.as_str()];
+            let _ = self.protection_triggered_total.remove_label_values(&labels);
+            let _ = self.calcom_overwrites_total.remove_label_values(&labels);
+            let _ = self.drift_fields.remove_label_values(&labels);
+        }
+        for result in result::ALL {
+            let labels = [account, result];
+            let _ = self.pushed_total.remove_label_values(&labels);
+            let _ = self.reconcile_runs_total.remove_label_values(&labels);
+        }
+        for status in SyncStatus::ALL {
+            let _ = self
+                .services
+                .remove_label_values(&[account, status.as_str()]);
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// The definitions below are constants of this file; a failure is a programming
+// error caught by the first test that calls `Metrics::new()`, hence `expect`.
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: &C) {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique within calsync's registry");
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    register(registry, &vec);
+    vec
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    register(registry, &vec);
+    vec
+}
+
+fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let vec = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    register(registry, &vec);
+    vec
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let vec = HistogramVec::new(opts, labels).expect("valid metric definition");
+    register(registry, &vec);
+    vec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name in the table of the README's "Metrics" section.
+    const NAMES: [&str; 19] = [
+        "calsync_protection_triggered_total",
+        "calsync_calcom_overwrites_total",
+        "calsync_drifted_services",
+        "calsync_drift_fields",
+        "calsync_drift_oldest_age_seconds",
+        "calsync_imported_total",
+        "calsync_pushed_total",
+        "calsync_orphaned_services",
+        "calsync_event_types",
+        "calsync_services",
+        "calsync_reconcile_runs_total",
+        "calsync_reconcile_duration_seconds",
+        "calsync_reconcile_skipped_total",
+        "calsync_last_success_timestamp_seconds",
+        "calsync_calcom_requests_total",
+        "calsync_calcom_request_duration_seconds",
+        "calsync_calcom_rate_limit_remaining",
+        "calsync_build_info",
+        "calsync_leader",
+    ];
+
+    /// Sets one label set on every metric for `account`, as a pass would.
+    fn touch_all(m: &Metrics, account: &str) {
+        m.protection_triggered_total
+            .with_label_values(&[account, Field::Price.as_str()])
+            .inc();
+        m.calcom_overwrites_total
+            .with_label_values(&[account, Field::Name.as_str()])
+            .inc();
+        m.drifted_services.with_label_values(&[account]).set(2);
+        m.drift_fields
+            .with_label_values(&[account, Field::DurationMinutes.as_str()])
+            .set(1);
+        m.drift_oldest_age_seconds
+            .with_label_values(&[account])
+            .set(3600.0);
+        m.imported_total.with_label_values(&[account]).inc();
+        m.pushed_total
+            .with_label_values(&[account, result::SUCCESS])
+            .inc();
+        m.pushed_total
+            .with_label_values(&[account, result::FAILURE])
+            .inc();
+        m.orphaned_services.with_label_values(&[account]).set(0);
+        m.event_types.with_label_values(&[account]).set(12);
+        for status in SyncStatus::ALL {
+            m.services
+                .with_label_values(&[account, status.as_str()])
+                .set(3);
+        }
+        m.reconcile_runs_total
+            .with_label_values(&[account, result::SUCCESS])
+            .inc();
+        m.reconcile_duration_seconds
+            .with_label_values(&[account])
+            .observe(1.7);
+        m.reconcile_skipped_total.inc();
+        m.last_success_timestamp_seconds
+            .with_label_values(&[account])
+            .set(1_700_000_000.0);
+        m.calcom_requests_total
+            .with_label_values(&[endpoint::LIST_EVENT_TYPES, &code::status(200)])
+            .inc();
+        m.calcom_requests_total
+            .with_label_values(&[endpoint::UPDATE_EVENT_TYPE, code::TIMEOUT])
+            .inc();
+        m.calcom_request_duration_seconds
+            .with_label_values(&[endpoint::LIST_EVENT_TYPES])
+            .observe(0.2);
+        m.calcom_rate_limit_remaining
+            .with_label_values(&[account])
+            .set(118);
+        m.leader.set(1);
+    }
+
+    #[test]
+    fn every_pinned_name_is_exported_once_touched() {
+        let m = Metrics::new();
+        touch_all(&m, "acme");
+        let text = m.encode();
+        for name in NAMES {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn build_info_carries_the_crate_version() {
+        let text = Metrics::new().encode();
+        let line = format!(
+            "calsync_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_exported() {
+        let text = Metrics::new().encode();
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    }
+
+    #[test]
+    fn each_instance_has_its_own_registry() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.leader.set(1);
+        assert!(a.encode().contains("calsync_leader 1"));
+        assert!(b.encode().contains("calsync_leader 0"));
+    }
+
+    #[test]
+    fn forget_account_drops_only_that_accounts_label_sets() {
+        let m = Metrics::new();
+        touch_all(&m, "gone");
+        touch_all(&m, "kept");
+        m.forget_account("gone");
+        // Forgetting twice, or an account never seen, is not an error.
+        m.forget_account("gone");
+        m.forget_account("never-configured");
+
+        let text = m.encode();
+        assert!(!text.contains("account=\"gone\""), "{text}");
+        for name in NAMES {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} lost:\n{text}"
+            );
+        }
+        assert!(text.contains("account=\"kept\""));
+        // Request metrics have no account label and survive.
+        assert!(text.contains("endpoint=\"list_event_types\""));
+    }
+
+    #[test]
+    fn init_account_exports_zeroed_counters_and_no_gauges() {
+        let m = Metrics::new();
+        m.init_account("acme");
+        let text = m.encode();
+        for line in [
+            "calsync_protection_triggered_total{account=\"acme\",field=\"price\"} 0",
+            "calsync_calcom_overwrites_total{account=\"acme\",field=\"name\"} 0",
+            "calsync_pushed_total{account=\"acme\",result=\"failure\"} 0",
+            "calsync_reconcile_runs_total{account=\"acme\",result=\"failure\"} 0",
+            "calsync_imported_total{account=\"acme\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(
+            !text.contains("calsync_last_success_timestamp_seconds{"),
+            "{text}"
+        );
+        m.forget_account("acme");
+        assert!(!m.encode().contains("account=\"acme\""));
+    }
+
+    #[test]
+    fn endpoint_and_code_values_are_label_safe() {
+        for value in endpoint::ALL
+            .iter()
+            .chain(&[code::TIMEOUT, code::CONNECT, code::BODY])
+        {
+            assert!(
+                value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{value}"
+            );
+        }
+        assert_eq!(code::status(429), "429");
+    }
+
+    /// `promtool check metrics` lints names, types, help texts and units. It runs
+    /// whenever promtool is on PATH; in CI (`CI=true`), where `.ci/run` installs it,
+    /// a missing promtool fails this test instead of skipping it.
+    #[test]
+    fn output_passes_promtool_check_metrics() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let m = Metrics::new();
+        touch_all(&m, "acme");
+        let text = m.encode();
+
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+                assert!(
+                    !in_ci,
+                    "promtool is not on PATH but CI=true: .ci/run must install the `prometheus` package"
+                );
+                eprintln!("promtool not on PATH; skipping `promtool check metrics` outside CI");
+                return;
+            }
+            Err(e) => panic!("could not run promtool: {e}"),
+        };
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(text.as_bytes())
+            .expect("write metrics to promtool");
+        let out = child.wait_with_output().expect("wait for promtool");
+        assert!(
+            out.status.success(),
+            "promtool check metrics failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+    }
+}
