@@ -135,7 +135,11 @@ impl AccountClient {
     /// Personal event types, then each team's, then the organisation's (paged).
     /// Any source failing fails the whole listing: a partial listing must never be
     /// mistaken for a complete one (it would orphan services).
-    pub async fn list_all(&self, team_ids: &[i64], org_id: Option<i64>) -> Result<Listing, CalcomError> {
+    pub async fn list_all(
+        &self,
+        team_ids: &[i64],
+        org_id: Option<i64>,
+    ) -> Result<Listing, CalcomError> {
         let mut listing = Listing::default();
         let mut seen = std::collections::HashSet::new();
         let mut push = |listing: &mut Listing, items: Vec<Value>, team: Option<TeamId>| {
@@ -156,19 +160,28 @@ impl AccountClient {
             }
         };
 
-        let own = self.list(Endpoint::ListEventTypes, "/v2/event-types".into(), &[]).await?;
+        let own = self
+            .list(Endpoint::ListEventTypes, "/v2/event-types".into(), &[])
+            .await?;
         listing.requests += 1;
         push(&mut listing, own, None);
         for team in team_ids {
             let items = self
-                .list(Endpoint::ListTeamEventTypes, format!("/v2/teams/{team}/event-types"), &[])
+                .list(
+                    Endpoint::ListTeamEventTypes,
+                    format!("/v2/teams/{team}/event-types"),
+                    &[],
+                )
                 .await?;
             listing.requests += 1;
             push(&mut listing, items, Some(TeamId(*team)));
         }
         if let Some(org) = org_id {
             for page in 0..MAX_ORG_PAGES {
-                let query = [("take", ORG_PAGE.to_string()), ("skip", (page * ORG_PAGE).to_string())];
+                let query = [
+                    ("take", ORG_PAGE.to_string()),
+                    ("skip", (page * ORG_PAGE).to_string()),
+                ];
                 let items = self
                     .list(
                         Endpoint::ListOrgEventTypes,
@@ -187,7 +200,12 @@ impl AccountClient {
         Ok(listing)
     }
 
-    async fn list(&self, endpoint: Endpoint, path: String, query: &[(&str, String)]) -> Result<Vec<Value>, CalcomError> {
+    async fn list(
+        &self,
+        endpoint: Endpoint,
+        path: String,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, CalcomError> {
         match self.call(endpoint, Method::GET, &path, query, None).await {
             Ok(Value::Array(items)) => Ok(items),
             Ok(other) => Err(CalcomError::Malformed {
@@ -196,18 +214,27 @@ impl AccountClient {
                 detail: format!("`data` is {} instead of a list", json_kind(&other)),
             }),
             // An older server answered an empty personal list with 404.
-            Err(CalcomError::Api { status: 404, .. }) if endpoint == Endpoint::ListEventTypes => Ok(Vec::new()),
+            Err(CalcomError::Api { status: 404, .. }) if endpoint == Endpoint::ListEventTypes => {
+                Ok(Vec::new())
+            }
             Err(e) => Err(e),
         }
     }
 
     /// One event type, as Cal.com has it now.
-    pub async fn get(&self, id: EventTypeId, team: Option<TeamId>) -> Result<Result<EventType, RecordError>, CalcomError> {
+    pub async fn get(
+        &self,
+        id: EventTypeId,
+        team: Option<TeamId>,
+    ) -> Result<Result<EventType, RecordError>, CalcomError> {
         let path = match team {
             Some(t) => format!("/v2/teams/{t}/event-types/{id}"),
             None => format!("/v2/event-types/{id}"),
         };
-        match self.call(Endpoint::GetEventType, Method::GET, &path, &[], None).await {
+        match self
+            .call(Endpoint::GetEventType, Method::GET, &path, &[], None)
+            .await
+        {
             Ok(data) => Ok(decode_single(&data)),
             Err(CalcomError::Api { status: 404, .. }) => Err(CalcomError::EventTypeGone(id)),
             Err(e) => Err(e),
@@ -222,11 +249,17 @@ impl AccountClient {
         patch: &EventTypePatch,
     ) -> Result<Result<EventType, RecordError>, CalcomError> {
         let (endpoint, path) = match team {
-            Some(t) => (Endpoint::UpdateTeamEventType, format!("/v2/teams/{t}/event-types/{id}")),
+            Some(t) => (
+                Endpoint::UpdateTeamEventType,
+                format!("/v2/teams/{t}/event-types/{id}"),
+            ),
             None => (Endpoint::UpdateEventType, format!("/v2/event-types/{id}")),
         };
         let body = serde_json::to_value(patch).unwrap_or(Value::Null);
-        match self.call(endpoint, Method::PATCH, &path, &[], Some(&body)).await {
+        match self
+            .call(endpoint, Method::PATCH, &path, &[], Some(&body))
+            .await
+        {
             Ok(data) => Ok(decode_single(&data)),
             Err(CalcomError::Api { status: 404, .. }) => Err(CalcomError::EventTypeGone(id)),
             Err(e) => Err(e),
@@ -268,7 +301,9 @@ impl AccountClient {
             })
             .await;
         match result {
-            Err(CalcomError::RateLimited { account, .. }) => Err(CalcomError::RateLimited { account, attempts }),
+            Err(CalcomError::RateLimited { account, .. }) => {
+                Err(CalcomError::RateLimited { account, attempts })
+            }
             other => other,
         }
     }
@@ -283,11 +318,14 @@ impl AccountClient {
     ) -> Result<Value, CalcomError> {
         self.limiter.acquire().await;
         let settings = &self.client.settings;
-        let url = settings.base_url.join(path).map_err(|e| CalcomError::Transport {
-            endpoint: endpoint.as_str(),
-            kind: "url",
-            detail: e.to_string(),
-        })?;
+        // Appended, not joined: a base URL with a path prefix (a proxy) keeps it.
+        let base = settings.base_url.as_str().trim_end_matches('/');
+        let url =
+            url::Url::parse(&format!("{base}{path}")).map_err(|e| CalcomError::Transport {
+                endpoint: endpoint.as_str(),
+                kind: "url",
+                detail: e.to_string(),
+            })?;
         let mut request = self
             .client
             .http
@@ -319,7 +357,11 @@ impl AccountClient {
     }
 
     /// Sends, reads rate-limit headers, and reads the body within the size cap.
-    async fn exchange(&self, endpoint: Endpoint, request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), CalcomError> {
+    async fn exchange(
+        &self,
+        endpoint: Endpoint,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), CalcomError> {
         let transport = |e: reqwest::Error| {
             let kind = if e.is_timeout() {
                 "timeout"
@@ -368,7 +410,8 @@ impl AccountClient {
         let remaining = number("x-ratelimit-remaining-default");
         // Seconds until the window resets or the block ends (bounded: a broken
         // header must not silence a key for hours).
-        let reset = number("x-ratelimit-reset-default").map(|s| Duration::from_secs_f64(s.min(3600.0)));
+        let reset =
+            number("x-ratelimit-reset-default").map(|s| Duration::from_secs_f64(s.min(3600.0)));
         if let Some(r) = remaining {
             self.client
                 .metrics
@@ -391,14 +434,20 @@ impl AccountClient {
         }
     }
 
-    fn interpret(&self, endpoint: Endpoint, status: StatusCode, bytes: &[u8]) -> Result<Value, CalcomError> {
+    fn interpret(
+        &self,
+        endpoint: Endpoint,
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<Value, CalcomError> {
         let envelope: Option<Envelope> = serde_json::from_slice(bytes).ok();
         let message = || {
-            envelope
+            let raw = envelope
                 .as_ref()
                 .and_then(|e| e.error.as_ref())
                 .and_then(|e| e.message.clone())
-                .unwrap_or_else(|| describe_non_json(bytes))
+                .unwrap_or_else(|| describe_non_json(bytes));
+            self.scrub(&raw)
         };
         let ep = endpoint.as_str();
         match status.as_u16() {
@@ -447,6 +496,24 @@ impl AccountClient {
                 message: message(),
             }),
         }
+    }
+}
+
+impl AccountClient {
+    /// A server message made safe to log: a gateway may echo the credential it
+    /// refused, and a message may be long.
+    fn scrub(&self, message: &str) -> String {
+        let key = self.api_key.expose_secret();
+        let cleaned = if key.is_empty() {
+            message.to_owned()
+        } else {
+            message.replace(key, "[redacted]")
+        };
+        let mut short: String = cleaned.chars().take(300).collect();
+        if short.len() < cleaned.len() {
+            short.push('…');
+        }
+        short
     }
 }
 

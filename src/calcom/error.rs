@@ -20,7 +20,9 @@ pub enum CalcomError {
         code: String,
         message: String,
     },
-    #[error("Cal.com kept answering HTTP 429 for account {account}; calsync waited for each block to pass and gave up after {attempts} attempts")]
+    #[error(
+        "Cal.com kept answering HTTP 429 for account {account}; calsync waited for each block to pass and gave up after {attempts} attempts"
+    )]
     RateLimited { account: String, attempts: u32 },
     #[error("Cal.com answered HTTP {status} to {endpoint}: {message}")]
     Server {
@@ -34,7 +36,9 @@ pub enum CalcomError {
         kind: &'static str,
         detail: String,
     },
-    #[error("{endpoint}: Cal.com's response is larger than calcom.max_body_bytes ({limit} bytes) and was cut off")]
+    #[error(
+        "{endpoint}: Cal.com's response is larger than calcom.max_body_bytes ({limit} bytes) and was cut off"
+    )]
     BodyTooLarge { endpoint: &'static str, limit: u64 },
     #[error("{endpoint}: Cal.com's response (HTTP {status}) is not the expected JSON: {detail}")]
     Malformed {

@@ -95,7 +95,10 @@ fn whole(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, String> {
             .as_i64()
             .map(Some)
             .ok_or_else(|| format!("{key} {n} is not a whole number")),
-        Some(other) => Err(format!("{key} is {}, expected a whole number", kind_of(other))),
+        Some(other) => Err(format!(
+            "{key} is {}, expected a whole number",
+            kind_of(other)
+        )),
     }
 }
 
@@ -112,7 +115,10 @@ pub fn event_type_from_value(item: &Value, position: usize) -> Result<EventType,
     let Some(obj) = item.as_object() else {
         return Err(RecordError {
             event_type_id: None,
-            message: format!("item #{position} of the listing is {}, not an object", kind_of(item)),
+            message: format!(
+                "item #{position} of the listing is {}, not an object",
+                kind_of(item)
+            ),
         });
     };
     let id = match whole(obj, "id") {
@@ -201,7 +207,9 @@ fn effective_price(obj: &Map<String, Value>) -> Result<Money, String> {
         let mut names: Vec<&String> = apps.keys().collect();
         names.sort();
         for name in names {
-            let Some(app) = apps[name].as_object() else { continue };
+            let Some(app) = apps[name].as_object() else {
+                continue;
+            };
             if app.get("enabled") != Some(&Value::Bool(true)) {
                 continue;
             }
@@ -273,11 +281,23 @@ mod tests {
     #[test]
     fn bad_records_name_the_event_type_and_the_field() {
         let cases = [
-            (json!({"lengthInMinutes": 0}), "lengthInMinutes 0 is out of range"),
-            (json!({"lengthInMinutes": 100000}), "lengthInMinutes 100000 is out of range"),
-            (json!({"lengthInMinutes": "60"}), "lengthInMinutes is a string"),
+            (
+                json!({"lengthInMinutes": 0}),
+                "lengthInMinutes 0 is out of range",
+            ),
+            (
+                json!({"lengthInMinutes": 100000}),
+                "lengthInMinutes 100000 is out of range",
+            ),
+            (
+                json!({"lengthInMinutes": "60"}),
+                "lengthInMinutes is a string",
+            ),
             (json!({"title": null}), "title is missing"),
-            (json!({"title": "x".repeat(10_000)}), "title is 10000 characters"),
+            (
+                json!({"title": "x".repeat(10_000)}),
+                "title is 10000 characters",
+            ),
             (json!({"price": -5, "metadata": {}}), "price -5 is negative"),
             (json!({"hidden": "no"}), "hidden is a string"),
         ];
@@ -311,6 +331,9 @@ mod tests {
     fn options_accept_strings_and_numbers() {
         let mut v = sample();
         v["lengthInMinutesOptions"] = json!(["30", 60, "x"]);
-        assert_eq!(event_type_from_value(&v, 0).unwrap().length_options, Some(vec![30, 60]));
+        assert_eq!(
+            event_type_from_value(&v, 0).unwrap().length_options,
+            Some(vec![30, 60])
+        );
     }
 }
