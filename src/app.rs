@@ -30,9 +30,12 @@ pub struct App {
 
 /// Connects to the database without checking its schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    Store::connect(settings.database_url.expose_secret(), settings.max_connections)
-        .await
-        .context("cannot open the database (check database.url)")
+    Store::connect(
+        settings.database_url.expose_secret(),
+        settings.max_connections,
+    )
+    .await
+    .context("cannot open the database (check database.url)")
 }
 
 impl App {
@@ -42,9 +45,15 @@ impl App {
         Self::with_store(settings, store, metrics).await
     }
 
-    pub async fn with_store(settings: Settings, store: Store, metrics: Arc<Metrics>) -> anyhow::Result<App> {
+    pub async fn with_store(
+        settings: Settings,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<App> {
         if !store.migrations_current().await? {
-            bail!("the database is not migrated to this calsync version; run `calsync migrate` first");
+            bail!(
+                "the database is not migrated to this calsync version; run `calsync migrate` first"
+            );
         }
         store.verify_services().await?;
         let calcom = CalcomClient::new(settings.calcom.clone(), metrics.clone())?;
@@ -85,7 +94,10 @@ pub fn select_accounts(settings: &Settings, names: &[String]) -> anyhow::Result<
         .map(|n| {
             settings.account(n).cloned().with_context(|| {
                 let known: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
-                format!("no account named {n:?} in the config (configured: {})", known.join(", "))
+                format!(
+                    "no account named {n:?} in the config (configured: {})",
+                    known.join(", ")
+                )
             })
         })
         .collect()
@@ -101,15 +113,21 @@ pub fn print_pass(report: &PassReport, format: Format) -> anyhow::Result<()> {
 }
 
 /// `calsync drift`.
-pub async fn print_drift(store: &Store, account: Option<&str>, format: Format) -> anyhow::Result<usize> {
+pub async fn print_drift(
+    store: &Store,
+    account: Option<&str>,
+    format: Format,
+) -> anyhow::Result<usize> {
     let entries = store.open_drift(account).await?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&drift_json(&entries))?),
-        Format::Text if entries.is_empty() => println!("No open drift: Cal.com agrees with the platform."),
+        Format::Text if entries.is_empty() => {
+            println!("No open drift: Cal.com agrees with the platform.")
+        }
         Format::Text => {
             println!(
-                "{:>8}  {:>10}  {:<16}  {:<24}  {:<24}  {:<20}  {}",
-                "service", "event type", "field", "platform", "Cal.com", "first seen (UTC)", "seen"
+                "{:>8}  {:>10}  {:<16}  {:<24}  {:<24}  {:<20}  seen",
+                "service", "event type", "field", "platform", "Cal.com", "first seen (UTC)"
             );
             for e in &entries {
                 println!(
@@ -163,18 +181,29 @@ fn clip(s: &str, n: usize) -> String {
 
 /// `calsync push --service ID`.
 pub async fn push(app: &App, id: i64, format: Format) -> anyhow::Result<u8> {
-    let result = app.reconciler.push_service(&app.settings.accounts, ServiceId(id)).await;
+    let result = app
+        .reconciler
+        .push_service(&app.settings.accounts, ServiceId(id))
+        .await;
     match (result, format) {
         (Ok(done), Format::Json) => {
             println!("{}", serde_json::to_string_pretty(&done)?);
-            Ok(if done.not_pushable.is_empty() { exit::OK } else { exit::FAILURE })
+            Ok(if done.not_pushable.is_empty() {
+                exit::OK
+            } else {
+                exit::FAILURE
+            })
         }
         (Ok(done), Format::Text) => {
             if done.pushed.is_empty() {
                 println!("service {id}: Cal.com already has the platform's values.");
             } else {
                 let fields: Vec<&str> = done.pushed.iter().map(|f| f.as_str()).collect();
-                println!("service {id}: pushed {} to Cal.com (account {}).", fields.join(", "), done.account);
+                println!(
+                    "service {id}: pushed {} to Cal.com (account {}).",
+                    fields.join(", "),
+                    done.account
+                );
             }
             for d in &done.not_pushable {
                 println!(
@@ -183,9 +212,15 @@ pub async fn push(app: &App, id: i64, format: Format) -> anyhow::Result<u8> {
                 );
             }
             if !done.marked_synced && done.not_pushable.is_empty() {
-                println!("service {id}: the platform edited it meanwhile; it stays pending and the next pass pushes the newer values.");
+                println!(
+                    "service {id}: the platform edited it meanwhile; it stays pending and the next pass pushes the newer values."
+                );
             }
-            Ok(if done.not_pushable.is_empty() { exit::OK } else { exit::FAILURE })
+            Ok(if done.not_pushable.is_empty() {
+                exit::OK
+            } else {
+                exit::FAILURE
+            })
         }
         (Err(e), _) => Err(e.into()),
     }

@@ -222,7 +222,14 @@ pub fn redacted_url(raw: &str) -> String {
                 .query_pairs()
                 .map(|(k, v)| {
                     let secret = k.eq_ignore_ascii_case("password") || k.contains("pass");
-                    (k.into_owned(), if secret { "redacted".into() } else { v.into_owned() })
+                    (
+                        k.into_owned(),
+                        if secret {
+                            "redacted".into()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
                 })
                 .collect();
             if !pairs.is_empty() {
@@ -337,19 +344,42 @@ impl Config {
                 "must start with sqlite://, postgres://, postgresql://, mysql:// or mariadb://",
             ));
         }
-        in_range("database.max_connections", self.database.max_connections, 1, 100)?;
+        in_range(
+            "database.max_connections",
+            self.database.max_connections,
+            1,
+            100,
+        )?;
 
         let base_url = url::Url::parse(&self.calcom.base_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| {
-                ConfigError::invalid("calcom.base_url", "must be an http(s) URL such as https://api.cal.com")
+                ConfigError::invalid(
+                    "calcom.base_url",
+                    "must be an http(s) URL such as https://api.cal.com",
+                )
             })?;
         in_range("calcom.timeout_secs", self.calcom.timeout_secs, 1, 600)?;
-        in_range("calcom.requests_per_minute", self.calcom.requests_per_minute, 1, 100_000)?;
+        in_range(
+            "calcom.requests_per_minute",
+            self.calcom.requests_per_minute,
+            1,
+            100_000,
+        )?;
         in_range("calcom.max_attempts", self.calcom.max_attempts, 1, 20)?;
-        in_range("calcom.retry_initial_delay_ms", self.calcom.retry_initial_delay_ms, 1, 60_000)?;
-        in_range("calcom.max_body_bytes", self.calcom.max_body_bytes, 1024, 1 << 32)?;
+        in_range(
+            "calcom.retry_initial_delay_ms",
+            self.calcom.retry_initial_delay_ms,
+            1,
+            60_000,
+        )?;
+        in_range(
+            "calcom.max_body_bytes",
+            self.calcom.max_body_bytes,
+            1024,
+            1 << 32,
+        )?;
 
         let mut names = HashSet::new();
         let mut accounts = Vec::with_capacity(self.accounts.len());
@@ -357,7 +387,9 @@ impl Config {
             let key = |k: &str| format!("accounts[{i}].{k}");
             let valid_name = !a.name.is_empty()
                 && a.name.len() <= 64
-                && a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && a.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid_name {
                 return Err(ConfigError::invalid(
                     key("name"),
@@ -371,7 +403,10 @@ impl Config {
                 ));
             }
             if a.company_id <= 0 {
-                return Err(ConfigError::invalid(key("company_id"), "must be a positive platform company id"));
+                return Err(ConfigError::invalid(
+                    key("company_id"),
+                    "must be a positive platform company id",
+                ));
             }
             let api_key = match (&a.api_key, &a.api_key_file) {
                 (Some(_), Some(_)) => {
@@ -393,10 +428,16 @@ impl Config {
                 return Err(ConfigError::invalid(key("api_key"), "is empty"));
             }
             if let Some(t) = a.team_ids.iter().find(|t| **t <= 0) {
-                return Err(ConfigError::invalid(key("team_ids"), format!("team id {t} is not a positive id")));
+                return Err(ConfigError::invalid(
+                    key("team_ids"),
+                    format!("team id {t} is not a positive id"),
+                ));
             }
             if a.org_id.is_some_and(|o| o <= 0) {
-                return Err(ConfigError::invalid(key("org_id"), "must be a positive organisation id"));
+                return Err(ConfigError::invalid(
+                    key("org_id"),
+                    "must be a positive organisation id",
+                ));
             }
             accounts.push(Account {
                 name: a.name.clone(),
@@ -410,11 +451,24 @@ impl Config {
         crate::schedule::parse(&self.sync.schedule)
             .map_err(|m| ConfigError::invalid("sync.schedule", m))?;
         in_range("sync.jitter_secs", self.sync.jitter_secs, 0, 3600)?;
-        in_range("sync.max_concurrent_accounts", self.sync.max_concurrent_accounts, 1, 1024)?;
-        in_range("sync.shutdown_timeout_secs", self.sync.shutdown_timeout_secs, 1, 3600)?;
+        in_range(
+            "sync.max_concurrent_accounts",
+            self.sync.max_concurrent_accounts,
+            1,
+            1024,
+        )?;
+        in_range(
+            "sync.shutdown_timeout_secs",
+            self.sync.shutdown_timeout_secs,
+            1,
+            3600,
+        )?;
 
         let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
-            ConfigError::invalid("server.listen", "must be an address:port such as 127.0.0.1:9464")
+            ConfigError::invalid(
+                "server.listen",
+                "must be an address:port such as 127.0.0.1:9464",
+            )
         })?;
         let admin_token = match (&self.server.admin_token, &self.server.admin_token_file) {
             (Some(_), Some(_)) => {
@@ -436,8 +490,12 @@ impl Config {
             ));
         }
 
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| ConfigError::invalid("log.level", format!("{e} (try info, debug or calsync=debug)")))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            ConfigError::invalid(
+                "log.level",
+                format!("{e} (try info, debug or calsync=debug)"),
+            )
+        })?;
         in_range("log.max_files", self.log.max_files, 1, 3650)?;
 
         Ok(Settings {
@@ -472,9 +530,17 @@ impl Config {
     }
 }
 
-fn in_range<T: PartialOrd + fmt::Display + Copy>(key: &str, v: T, lo: T, hi: T) -> Result<(), ConfigError> {
+fn in_range<T: PartialOrd + fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
     if v < lo || v > hi {
-        return Err(ConfigError::invalid(key, format!("{v} is out of range ({lo}..={hi})")));
+        return Err(ConfigError::invalid(
+            key,
+            format!("{v} is out of range ({lo}..={hi})"),
+        ));
     }
     Ok(())
 }
@@ -487,7 +553,8 @@ fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError>
 }
 
 fn url_has_password(raw: &str) -> bool {
-    url::Url::parse(raw).is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k.contains("pass")))
+    url::Url::parse(raw)
+        .is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k.contains("pass")))
 }
 
 /// Validated, resolved configuration: what the rest of the program uses.
@@ -575,22 +642,40 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::from_toml("[sync]\nrepush_drifed = true\n").unwrap_err().to_string();
+        let err = Config::from_toml("[sync]\nrepush_drifed = true\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("repush_drifed"), "{err}");
     }
 
     #[test]
     fn invalid_values_name_the_key() {
         let cases = [
-            ("[calcom]\nrequests_per_minute = 0\n", "calcom.requests_per_minute"),
-            ("[sync]\nschedule = \"every five minutes\"\n", "sync.schedule"),
+            (
+                "[calcom]\nrequests_per_minute = 0\n",
+                "calcom.requests_per_minute",
+            ),
+            (
+                "[sync]\nschedule = \"every five minutes\"\n",
+                "sync.schedule",
+            ),
             ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
             ("[database]\nurl = \"oracle://x\"\n", "database.url"),
-            ("[[accounts]]\nname = \"a b\"\ncompany_id = 1\napi_key = \"k\"\n", "accounts[0].name"),
-            ("[[accounts]]\nname = \"a\"\ncompany_id = 1\n", "accounts[0].api_key"),
+            (
+                "[[accounts]]\nname = \"a b\"\ncompany_id = 1\napi_key = \"k\"\n",
+                "accounts[0].name",
+            ),
+            (
+                "[[accounts]]\nname = \"a\"\ncompany_id = 1\n",
+                "accounts[0].api_key",
+            ),
         ];
         for (text, key) in cases {
-            let err = Config::from_toml(text).unwrap().validate().unwrap_err().to_string();
+            let err = Config::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(key), "{text:?} gave {err}");
         }
     }
@@ -608,7 +693,11 @@ mod tests {
             api_key = "cal_live_supersecret"
         "#;
         let printed = Config::from_toml(text).unwrap().redacted_toml();
-        for secret in ["hunter2pass", "admin-token-0123456789", "cal_live_supersecret"] {
+        for secret in [
+            "hunter2pass",
+            "admin-token-0123456789",
+            "cal_live_supersecret",
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
         assert!(printed.contains("db.example"));

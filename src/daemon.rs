@@ -71,7 +71,10 @@ impl Daemon {
     }
 
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn admin_token(&self) -> Option<SecretString> {
@@ -92,8 +95,15 @@ impl Daemon {
             return Err(format!("database: {e}"));
         }
         let store = self.store().ok_or("database not connected yet")?;
-        store.ping().await.map_err(|e| format!("database unreachable: {e}"))?;
-        if !store.migrations_current().await.map_err(|e| e.to_string())? {
+        store
+            .ping()
+            .await
+            .map_err(|e| format!("database unreachable: {e}"))?;
+        if !store
+            .migrations_current()
+            .await
+            .map_err(|e| e.to_string())?
+        {
             return Err("database migrations are not current; run `calsync migrate`".into());
         }
         let settings = self.settings();
@@ -101,13 +111,16 @@ impl Daemon {
             .ok()
             .and_then(|c| crate::schedule::interval(&c, Utc::now()))
             .unwrap_or(Duration::from_secs(300));
-        let limit = chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::minutes(15));
+        let limit =
+            chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::minutes(15));
         let (last, started) = {
             let h = self.health();
             (h.last_pass, h.started)
         };
         match last {
-            Some(t) if Utc::now() - t <= limit => Ok(format!("last pass finished {}", t.to_rfc3339())),
+            Some(t) if Utc::now() - t <= limit => {
+                Ok(format!("last pass finished {}", t.to_rfc3339()))
+            }
             Some(t) => Err(format!(
                 "the last pass finished at {} (more than 3 schedule intervals ago); check the logs for failing passes",
                 t.to_rfc3339()
@@ -129,7 +142,9 @@ impl Daemon {
                 Ok(g) => g,
                 Err(_) => {
                     self.metrics.reconcile_skipped_total.inc();
-                    warn!("A scheduled pass was skipped because the previous one is still running; consider a longer sync.schedule.");
+                    warn!(
+                        "A scheduled pass was skipped because the previous one is still running; consider a longer sync.schedule."
+                    );
                     return None;
                 }
             }
@@ -150,7 +165,11 @@ impl Daemon {
                 },
             )
             .await;
-        let failed = report.accounts.iter().filter(|a| a.result == "failure").count();
+        let failed = report
+            .accounts
+            .iter()
+            .filter(|a| a.result == "failure")
+            .count();
         info!(
             accounts = report.accounts.len(),
             failed_accounts = failed,
@@ -175,19 +194,24 @@ impl Daemon {
     }
 
     pub async fn push(&self, id: ServiceId) -> Result<ManualPush, (StatusCode, String)> {
-        let reconciler = self
-            .reconciler
-            .get()
-            .ok_or((StatusCode::SERVICE_UNAVAILABLE, "the database is not connected yet".to_owned()))?;
+        let reconciler = self.reconciler.get().ok_or((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not connected yet".to_owned(),
+        ))?;
         let settings = self.settings();
-        reconciler.push_service(&settings.accounts, id).await.map_err(|e| {
-            let status = match &e {
-                ManualPushError::NoSuchService(_) => StatusCode::NOT_FOUND,
-                ManualPushError::NotLinked(_) | ManualPushError::NoAccount { .. } => StatusCode::CONFLICT,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            (status, e.to_string())
-        })
+        reconciler
+            .push_service(&settings.accounts, id)
+            .await
+            .map_err(|e| {
+                let status = match &e {
+                    ManualPushError::NoSuchService(_) => StatusCode::NOT_FOUND,
+                    ManualPushError::NotLinked(_) | ManualPushError::NoAccount { .. } => {
+                        StatusCode::CONFLICT
+                    }
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                (status, e.to_string())
+            })
     }
 }
 
@@ -197,7 +221,10 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 }
 
 /// Connects with backoff until the database answers and its schema is ready.
-async fn connect_until_ready(daemon: &Daemon, shutdown: &CancellationToken) -> Option<Arc<Reconciler>> {
+async fn connect_until_ready(
+    daemon: &Daemon,
+    shutdown: &CancellationToken,
+) -> Option<Arc<Reconciler>> {
     let mut delay = Duration::from_secs(1);
     loop {
         let settings = daemon.settings();
@@ -239,7 +266,10 @@ impl Schedule {
     async fn new() -> anyhow::Result<Self> {
         let scheduler = JobScheduler::new().await?;
         scheduler.start().await?;
-        Ok(Self { scheduler, job: None })
+        Ok(Self {
+            scheduler,
+            job: None,
+        })
     }
 
     async fn set(&mut self, expr: &str, ticks: mpsc::Sender<()>) -> anyhow::Result<()> {
@@ -264,7 +294,12 @@ impl Schedule {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
-pub async fn run(settings: Settings, config_path: PathBuf, explicit: bool, _logs: LogGuard) -> anyhow::Result<u8> {
+pub async fn run(
+    settings: Settings,
+    config_path: PathBuf,
+    explicit: bool,
+    _logs: LogGuard,
+) -> anyhow::Result<u8> {
     let metrics = Arc::new(Metrics::new());
     for a in &settings.accounts {
         metrics.init_account(&a.name);
@@ -303,12 +338,17 @@ pub async fn run(settings: Settings, config_path: PathBuf, explicit: bool, _logs
     };
     let _ = daemon.reconciler.set(reconciler);
     daemon.metrics.leader.set(1);
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("connected; reconciling")]);
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("connected; reconciling"),
+    ]);
     info!("Database connected; the first pass starts now.");
 
     let (ticks_tx, mut ticks) = mpsc::channel::<()>(1);
     let mut schedule = Schedule::new().await?;
-    schedule.set(&daemon.settings().schedule, ticks_tx.clone()).await?;
+    schedule
+        .set(&daemon.settings().schedule, ticks_tx.clone())
+        .await?;
     let _ = ticks_tx.try_send(());
 
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
@@ -339,7 +379,10 @@ pub async fn run(settings: Settings, config_path: PathBuf, explicit: bool, _logs
     if let Some(handle) = running
         && tokio::time::timeout(limit, handle).await.is_err()
     {
-        warn!(timeout_secs = limit.as_secs(), "The running pass did not finish within sync.shutdown_timeout_secs; stopping anyway (its account transactions roll back and the next start redoes the work).");
+        warn!(
+            timeout_secs = limit.as_secs(),
+            "The running pass did not finish within sync.shutdown_timeout_secs; stopping anyway (its account transactions roll back and the next start redoes the work)."
+        );
     }
     shutdown.cancel();
     if let Some(store) = daemon.store() {
@@ -350,7 +393,12 @@ pub async fn run(settings: Settings, config_path: PathBuf, explicit: bool, _logs
 }
 
 /// SIGHUP: re-read and validate the config; keep the old one if the new one is bad.
-async fn reload(daemon: &Daemon, path: &std::path::Path, explicit: bool, schedule: Option<(&mut Schedule, mpsc::Sender<()>)>) {
+async fn reload(
+    daemon: &Daemon,
+    path: &std::path::Path,
+    explicit: bool,
+    schedule: Option<(&mut Schedule, mpsc::Sender<()>)>,
+) {
     notify(&[sd_notify::NotifyState::Reloading]);
     let loaded = Config::load(path, explicit).and_then(|c| {
         let s = c.validate()?;
@@ -361,7 +409,9 @@ async fn reload(daemon: &Daemon, path: &std::path::Path, explicit: bool, schedul
         Ok(new) => {
             let old = daemon.settings();
             if new.database_url_differs(&old) || new.listen != old.listen {
-                warn!("database.url and server.listen changes take effect only after a restart; the other changes are applied now.");
+                warn!(
+                    "database.url and server.listen changes take effect only after a restart; the other changes are applied now."
+                );
             }
             if let Some((schedule, ticks)) = schedule
                 && new.schedule != old.schedule
@@ -371,7 +421,11 @@ async fn reload(daemon: &Daemon, path: &std::path::Path, explicit: bool, schedul
                 notify(&[sd_notify::NotifyState::Ready]);
                 return;
             }
-            for gone in old.accounts.iter().filter(|a| new.account(&a.name).is_none()) {
+            for gone in old
+                .accounts
+                .iter()
+                .filter(|a| new.account(&a.name).is_none())
+            {
                 daemon.metrics.forget_account(&gone.name);
             }
             for a in &new.accounts {
@@ -380,7 +434,9 @@ async fn reload(daemon: &Daemon, path: &std::path::Path, explicit: bool, schedul
             info!(accounts = new.accounts.len(), schedule = %new.schedule, "Configuration reloaded.");
             *daemon.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         }
-        Err(e) => error!(error = %e, "Config reload rejected; the old configuration stays in force. Fix the file and send SIGHUP again (systemctl reload calsync)."),
+        Err(e) => {
+            error!(error = %e, "Config reload rejected; the old configuration stays in force. Fix the file and send SIGHUP again (systemctl reload calsync).")
+        }
     }
     notify(&[sd_notify::NotifyState::Ready]);
 }

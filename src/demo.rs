@@ -23,11 +23,20 @@ fn say(text: &str) {
 }
 
 fn step(n: u32, title: &str) {
-    println!("\n── {n}. {title} {}", "─".repeat(60usize.saturating_sub(title.len())));
+    println!(
+        "\n── {n}. {title} {}",
+        "─".repeat(60usize.saturating_sub(title.len()))
+    );
 }
 
 pub async fn run() -> anyhow::Result<u8> {
-    let _guard = logging::init(crate::config::LogFormat::Text, "calsync=warn", Console::Stdout, None, 1)?;
+    let _guard = logging::init(
+        crate::config::LogFormat::Text,
+        "calsync=warn",
+        Console::Stdout,
+        None,
+        1,
+    )?;
     let dir = std::env::temp_dir().join(format!("calsync-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let result = tour(&dir).await;
@@ -73,11 +82,13 @@ async fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
         ("Deep-tissue massage", "deep-tissue", 60, 9000),
         ("Colour consultation", "colour", 15, 0),
     ] {
-        let mut fields = json!({"title": title, "slug": slug, "lengthInMinutes": length, "description": ""});
+        let mut fields =
+            json!({"title": title, "slug": slug, "lengthInMinutes": length, "description": ""});
         if price > 0 {
             fields["price"] = json!(price);
             fields["currency"] = json!("eur");
-            fields["metadata"] = json!({"apps": {"stripe": {"enabled": true, "price": price, "currency": "eur"}}});
+            fields["metadata"] =
+                json!({"apps": {"stripe": {"enabled": true, "price": price, "currency": "eur"}}});
         }
         sim.create_event_type(KEY, fields);
     }
@@ -98,14 +109,25 @@ async fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
         "The platform renames service {} to \"Haircut & styling\" and marks it pending (sync_status='pending').",
         haircut.0
     ));
-    store.edit_as_platform(haircut, Some("Haircut & styling"), None).await?;
+    store
+        .edit_as_platform(haircut, Some("Haircut & styling"), None)
+        .await?;
     let report = app.pass(&[], false).await?;
     summary(&report);
     let et = event_type_of(&store, &sim, haircut).await?;
-    say(&format!("Cal.com now shows title {:?}.", et["title"].as_str().unwrap_or_default()));
-    ensure!(et["title"] == "Haircut & styling", "the push did not reach Cal.com");
+    say(&format!(
+        "Cal.com now shows title {:?}.",
+        et["title"].as_str().unwrap_or_default()
+    ));
+    ensure!(
+        et["title"] == "Haircut & styling",
+        "the push did not reach Cal.com"
+    );
 
-    step(3, "An edit in Cal.com's UI is PROTECTED and recorded, not applied");
+    step(
+        3,
+        "An edit in Cal.com's UI is PROTECTED and recorded, not applied",
+    );
     let massage = find(&store, "Deep-tissue massage").await?;
     let massage_et = store
         .service(massage)
@@ -123,17 +145,27 @@ async fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     let report = app.pass(&[], false).await?;
     summary(&report);
-    let s = store.service(massage).await?.context("massage vanished")?.service;
+    let s = store
+        .service(massage)
+        .await?
+        .context("massage vanished")?
+        .service;
     say(&format!(
         "The platform still says {} minutes and {} (sync_status={}); the log line above starts with PROTECTION.",
         s.values.duration_minutes, s.values.price, s.sync_status
     ));
-    ensure!(s.values.duration_minutes == 60, "a Cal.com edit reached the platform");
+    ensure!(
+        s.values.duration_minutes == 60,
+        "a Cal.com edit reached the platform"
+    );
     say("The Cal.com-side edit is kept in the drift ledger (`calsync drift`):");
     ledger(&store).await?;
 
     step(4, "Another new event type appears in Cal.com");
-    sim.create_event_type(KEY, json!({"title": "Beard trim", "slug": "beard", "lengthInMinutes": 20}));
+    sim.create_event_type(
+        KEY,
+        json!({"title": "Beard trim", "slug": "beard", "lengthInMinutes": 20}),
+    );
     let report = app.pass(&[], false).await?;
     summary(&report);
     ensure!(report.accounts[0].imported == 1, "expected one import");
@@ -145,20 +177,37 @@ async fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
         .await
         .context("the re-push failed")?;
     let fields: Vec<&str> = done.pushed.iter().map(|f| f.as_str()).collect();
-    say(&format!("Pushed {} for service {}.", fields.join(", "), massage.0));
-    let et = sim.event_type(massage_et.0).context("event type vanished")?;
-    say(&format!("Cal.com's length is back to {} minutes.", et["lengthInMinutes"]));
-    ensure!(et["lengthInMinutes"] == 60, "the re-push did not reach Cal.com");
+    say(&format!(
+        "Pushed {} for service {}.",
+        fields.join(", "),
+        massage.0
+    ));
+    let et = sim
+        .event_type(massage_et.0)
+        .context("event type vanished")?;
+    say(&format!(
+        "Cal.com's length is back to {} minutes.",
+        et["lengthInMinutes"]
+    ));
+    ensure!(
+        et["lengthInMinutes"] == 60,
+        "the re-push did not reach Cal.com"
+    );
     for d in &done.not_pushable {
         say(&format!(
             "The {} still differs (platform {}, Cal.com {}): Cal.com API v2 has no price input, so it stays in the ledger until someone changes it in Cal.com.",
             d.field, d.platform, d.calcom
         ));
     }
-    ensure!(done.not_pushable.iter().any(|d| d.field == Field::Price), "price drift should remain");
+    ensure!(
+        done.not_pushable.iter().any(|d| d.field == Field::Price),
+        "price drift should remain"
+    );
     ledger(&store).await?;
 
-    say("\nDone. Every Cal.com edit was either pushed over or kept in the ledger; no platform value was overwritten.");
+    say(
+        "\nDone. Every Cal.com edit was either pushed over or kept in the ledger; no platform value was overwritten.",
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -193,7 +242,11 @@ async fn ledger(store: &Store) -> anyhow::Result<()> {
     for e in open {
         println!(
             "   service {:>2}  {:<16} platform {:<12} Cal.com {:<12} seen {}×",
-            e.service_id.0, e.field.as_str(), e.platform_value, e.calcom_value, e.times_seen
+            e.service_id.0,
+            e.field.as_str(),
+            e.platform_value,
+            e.calcom_value,
+            e.times_seen
         );
     }
     Ok(())
@@ -209,9 +262,22 @@ async fn find(store: &Store, name: &str) -> anyhow::Result<ServiceId> {
         .with_context(|| format!("no service named {name:?}"))
 }
 
-async fn event_type_of(store: &Store, sim: &Simulator, id: ServiceId) -> anyhow::Result<serde_json::Value> {
-    let s = store.service(id).await?.context("service vanished")?.service;
-    ensure!(s.sync_status == SyncStatus::Synced, "service {} is {}", id.0, s.sync_status);
+async fn event_type_of(
+    store: &Store,
+    sim: &Simulator,
+    id: ServiceId,
+) -> anyhow::Result<serde_json::Value> {
+    let s = store
+        .service(id)
+        .await?
+        .context("service vanished")?
+        .service;
+    ensure!(
+        s.sync_status == SyncStatus::Synced,
+        "service {} is {}",
+        id.0,
+        s.sync_status
+    );
     let et = s.calcom_event_type_id.context("not linked")?;
     sim.event_type(et.0).context("event type vanished")
 }

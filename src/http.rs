@@ -35,7 +35,11 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 type Body = Full<Bytes>;
 
 /// Binds `addr` and serves until `shutdown` is cancelled.
-pub async fn serve(addr: SocketAddr, daemon: Arc<Daemon>, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    daemon: Arc<Daemon>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("server.listen {addr}: cannot bind: {e}"))?;
@@ -86,7 +90,11 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Re
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    respond(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {
@@ -104,24 +112,32 @@ async fn route(req: Request<Incoming>, daemon: &Daemon) -> Response<Body> {
         ),
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "alive"})),
         (&Method::GET, "/readyz") => match daemon.readiness().await {
-            Ok(detail) => json_response(StatusCode::OK, &json!({"status": "ready", "detail": detail})),
+            Ok(detail) => json_response(
+                StatusCode::OK,
+                &json!({"status": "ready", "detail": detail}),
+            ),
             Err(reason) => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"status": "not ready", "reason": reason}),
             ),
         },
         (_, p) if p.starts_with("/api/v1/") => api(req, daemon, &method, &path).await,
-        (_, "/metrics" | "/healthz" | "/readyz") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
-        _ => error(StatusCode::NOT_FOUND, "no such endpoint; try /metrics, /healthz, /readyz or /api/v1/"),
+        (_, "/metrics" | "/healthz" | "/readyz") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint; try /metrics, /healthz, /readyz or /api/v1/",
+        ),
     }
 }
 
-fn authorized(req: &Request<Incoming>, daemon: &Daemon) -> Result<(), Response<Body>> {
+fn authorized(req: &Request<Incoming>, daemon: &Daemon) -> Result<(), Box<Response<Body>>> {
     let Some(token) = daemon.admin_token() else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "the operator API is disabled; set server.admin_token or server.admin_token_file",
-        ));
+        )));
     };
     let presented = req
         .headers()
@@ -133,19 +149,28 @@ fn authorized(req: &Request<Incoming>, daemon: &Daemon) -> Result<(), Response<B
     if bool::from(presented.as_bytes().ct_eq(expected)) {
         Ok(())
     } else {
-        Err(error(
+        Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <server.admin_token>)",
-        ))
+        )))
     }
 }
 
-async fn api(req: Request<Incoming>, daemon: &Daemon, method: &Method, path: &str) -> Response<Body> {
+async fn api(
+    req: Request<Incoming>,
+    daemon: &Daemon,
+    method: &Method,
+    path: &str,
+) -> Response<Body> {
     if let Err(denied) = authorized(&req, daemon) {
-        return denied;
+        return *denied;
     }
     // Bounded body, even where none is expected.
-    if Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await.is_err() {
+    if Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .is_err()
+    {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     }
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
@@ -155,7 +180,10 @@ async fn api(req: Request<Incoming>, daemon: &Daemon, method: &Method, path: &st
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
         },
         (&Method::POST, ["reconcile"]) => match daemon.reconcile_now().await {
-            Ok(report) => json_response(StatusCode::OK, &serde_json::to_value(report).unwrap_or_default()),
+            Ok(report) => json_response(
+                StatusCode::OK,
+                &serde_json::to_value(report).unwrap_or_default(),
+            ),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
         },
         (&Method::GET, ["services", id]) => match id.parse::<i64>() {
@@ -164,7 +192,10 @@ async fn api(req: Request<Incoming>, daemon: &Daemon, method: &Method, path: &st
         },
         (&Method::POST, ["services", id, "push"]) => match id.parse::<i64>() {
             Ok(id) => match daemon.push(ServiceId(id)).await {
-                Ok(done) => json_response(StatusCode::OK, &serde_json::to_value(done).unwrap_or_default()),
+                Ok(done) => json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(done).unwrap_or_default(),
+                ),
                 Err((status, e)) => error(status, &e),
             },
             Err(_) => error(StatusCode::BAD_REQUEST, "service id must be a number"),
@@ -176,11 +207,19 @@ async fn api(req: Request<Incoming>, daemon: &Daemon, method: &Method, path: &st
 /// What the platform's status tooltip needs.
 async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
     let Some(store) = daemon.store() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the database is not connected yet");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not connected yet",
+        );
     };
     let linked = match store.service(id).await {
         Ok(Some(l)) => l,
-        Ok(None) => return error(StatusCode::NOT_FOUND, &format!("service {id} does not exist")),
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("service {id} does not exist"),
+            );
+        }
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let drift = match store.drift_for_service(id).await {

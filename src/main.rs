@@ -17,7 +17,10 @@ use calsync::telemetry::metrics::Metrics;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -73,7 +76,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let loaded = load(&cli)?;
             let settings = loaded.config.validate()?;
             settings.require_accounts()?;
-            println!("# effective configuration ({}; secrets redacted)", loaded.path.display());
+            println!(
+                "# effective configuration ({}; secrets redacted)",
+                loaded.path.display()
+            );
             print!("{}", loaded.config.redacted_toml());
             eprintln!(
                 "configuration is valid: {} account(s), schedule {:?}",
@@ -100,7 +106,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let app = App::open(settings, Arc::new(Metrics::new())).await?;
             let report = app.pass(accounts, *dry_run).await?;
             app::print_pass(&report, *format)?;
-            Ok(if report.has_failures() { exit::FAILURE } else { exit::OK })
+            Ok(if report.has_failures() {
+                exit::FAILURE
+            } else {
+                exit::OK
+            })
         }
         Command::Plan { accounts, format } => {
             let (settings, _) = settings(&cli, true)?;

@@ -36,7 +36,10 @@ mod tests {
     #[test]
     fn five_minute_schedule_has_a_five_minute_interval() {
         let cron = parse("0 */5 * * * *").unwrap();
-        assert_eq!(interval(&cron, Utc::now()), Some(std::time::Duration::from_secs(300)));
+        assert_eq!(
+            interval(&cron, Utc::now()),
+            Some(std::time::Duration::from_secs(300))
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Minutes {
     pub fn new(value: i64) -> Option<Self> {
         (1..=i64::from(MAX_MINUTES))
             .contains(&value)
-            .then(|| Self(value as u32))
+            .then_some(Self(value as u32))
     }
     pub fn get(self) -> u32 {
         self.0

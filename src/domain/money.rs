@@ -70,7 +70,7 @@ pub struct Money {
 }
 
 /// Largest amount `decimal(10,2)` holds, in hundredths.
-pub const MAX_CENTS: i64 = 99_999_999_99;
+pub const MAX_CENTS: i64 = 9_999_999_999;
 
 impl Money {
     pub fn new(cents: i64, currency: Currency) -> Self {
@@ -88,7 +88,9 @@ impl Money {
         } else {
             minor
         };
-        (0..=MAX_CENTS).contains(&cents).then_some(Self { cents, currency })
+        (0..=MAX_CENTS)
+            .contains(&cents)
+            .then_some(Self { cents, currency })
     }
 
     /// Two prices agree when both are free (whatever the currency) or when amount and
@@ -120,9 +122,15 @@ mod tests {
     #[test]
     fn calcom_minor_units_normalise() {
         let eur = Currency::EUR;
-        assert_eq!(Money::from_calcom_minor(9000, eur).unwrap().to_string(), "90.00 EUR");
+        assert_eq!(
+            Money::from_calcom_minor(9000, eur).unwrap().to_string(),
+            "90.00 EUR"
+        );
         let jpy = Currency::parse("jpy").unwrap();
-        assert_eq!(Money::from_calcom_minor(1500, jpy).unwrap().to_string(), "1500.00 JPY");
+        assert_eq!(
+            Money::from_calcom_minor(1500, jpy).unwrap().to_string(),
+            "1500.00 JPY"
+        );
         assert!(Money::from_calcom_minor(-1, eur).is_none());
         assert!(Money::from_calcom_minor(i64::MAX, jpy).is_none());
     }

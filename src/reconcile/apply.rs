@@ -50,9 +50,13 @@ pub struct Reconciler {
 pub enum ManualPushError {
     #[error("service {0} does not exist")]
     NoSuchService(ServiceId),
-    #[error("service {0} is not linked to a Cal.com event type (calcom_event_type_id is NULL); nothing to push to")]
+    #[error(
+        "service {0} is not linked to a Cal.com event type (calcom_event_type_id is NULL); nothing to push to"
+    )]
     NotLinked(ServiceId),
-    #[error("no configured account can reach service {id}'s event type (company {company}); add an [[accounts]] entry for that company")]
+    #[error(
+        "no configured account can reach service {id}'s event type (company {company}); add an [[accounts]] entry for that company"
+    )]
     NoAccount { id: ServiceId, company: i64 },
     #[error("{0}")]
     Calcom(#[from] crate::calcom::CalcomError),
@@ -110,20 +114,28 @@ impl Reconciler {
     }
 
     /// One pass over the given accounts.
-    pub async fn pass(&self, all: &[Account], selected: &[Account], policy: Policy, options: PassOptions) -> PassReport {
+    pub async fn pass(
+        &self,
+        all: &[Account],
+        selected: &[Account],
+        policy: Policy,
+        options: PassOptions,
+    ) -> PassReport {
         let companies: HashMap<i64, usize> = all.iter().fold(HashMap::new(), |mut m, a| {
             *m.entry(a.company_id).or_default() += 1;
             m
         });
-        let mut reports: Vec<(usize, AccountReport)> = futures::stream::iter(selected.iter().cloned().enumerate())
-            .map(|(i, account)| {
-                let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
-                let span = info_span!("account", account = %account.name);
-                async move { (i, self.account_pass(&account, sole, policy, options).await) }.instrument(span)
-            })
-            .buffer_unordered(options.max_concurrent_accounts.max(1))
-            .collect()
-            .await;
+        let mut reports: Vec<(usize, AccountReport)> =
+            futures::stream::iter(selected.iter().cloned().enumerate())
+                .map(|(i, account)| {
+                    let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
+                    let span = info_span!("account", account = %account.name);
+                    async move { (i, self.account_pass(&account, sole, policy, options).await) }
+                        .instrument(span)
+                })
+                .buffer_unordered(options.max_concurrent_accounts.max(1))
+                .collect()
+                .await;
         reports.sort_by_key(|(i, _)| *i);
         PassReport {
             dry_run: options.dry_run,
@@ -131,11 +143,19 @@ impl Reconciler {
         }
     }
 
-    async fn account_pass(&self, account: &Account, sole: bool, policy: Policy, options: PassOptions) -> AccountReport {
+    async fn account_pass(
+        &self,
+        account: &Account,
+        sole: bool,
+        policy: Policy,
+        options: PassOptions,
+    ) -> AccountReport {
         let started_at = Utc::now().naive_utc();
         let clock = Instant::now();
         let statements_before = self.store.statements();
-        let result = self.account_pass_inner(account, sole, policy, options).await;
+        let result = self
+            .account_pass_inner(account, sole, policy, options)
+            .await;
         let mut report = match result {
             Ok(r) => r,
             Err((stage, error)) => {
@@ -249,7 +269,11 @@ impl Reconciler {
             summary: serde_json::to_value(p.counts()).unwrap_or_default(),
             error: None,
         });
-        let outcome = self.store.apply(write).await.map_err(|e| ("write", e.to_string()))?;
+        let outcome = self
+            .store
+            .apply(write)
+            .await
+            .map_err(|e| ("write", e.to_string()))?;
         report.imported = outcome.imported.len();
         report.overwritten = outcome.overwritten;
         report.confirmation_conflicts = outcome.confirmation_conflicts;
@@ -269,9 +293,14 @@ impl Reconciler {
         let reason = reason_label(push.reason);
         let result = match push_precheck(push) {
             Err(e) => Err(e),
-            Ok(()) => match client.update(push.event_type.id, push.event_type.team_id, &push.patch).await {
+            Ok(()) => match client
+                .update(push.event_type.id, push.event_type.team_id, &push.patch)
+                .await
+            {
                 Ok(Ok(now)) => push_took_effect(push, &now),
-                Ok(Err(record)) => Err(format!("Cal.com answered with an event type calsync cannot read: {record}")),
+                Ok(Err(record)) => Err(format!(
+                    "Cal.com answered with an event type calsync cannot read: {record}"
+                )),
                 Err(e) => Err(e.to_string()),
             },
         };
@@ -305,7 +334,12 @@ impl Reconciler {
         }
     }
 
-    fn emit_events(&self, p: &Plan, outcome: &crate::store::ApplyOutcome, pushes: &HashMap<ServiceId, PushOutcome>) {
+    fn emit_events(
+        &self,
+        p: &Plan,
+        outcome: &crate::store::ApplyOutcome,
+        pushes: &HashMap<ServiceId, PushOutcome>,
+    ) {
         let account = p.account.as_str();
         for pr in &p.protections {
             ProtectionTriggered {
@@ -366,10 +400,20 @@ impl Reconciler {
     }
 
     /// The manual "sync to Cal.com" action for one service.
-    pub async fn push_service(&self, accounts: &[Account], id: ServiceId) -> Result<ManualPush, ManualPushError> {
-        let linked = self.store.service(id).await?.ok_or(ManualPushError::NoSuchService(id))?;
+    pub async fn push_service(
+        &self,
+        accounts: &[Account],
+        id: ServiceId,
+    ) -> Result<ManualPush, ManualPushError> {
+        let linked = self
+            .store
+            .service(id)
+            .await?
+            .ok_or(ManualPushError::NoSuchService(id))?;
         let service = linked.service;
-        let event_type_id = service.calcom_event_type_id.ok_or(ManualPushError::NotLinked(id))?;
+        let event_type_id = service
+            .calcom_event_type_id
+            .ok_or(ManualPushError::NotLinked(id))?;
         let account = linked
             .registry
             .as_ref()
@@ -415,7 +459,14 @@ impl Reconciler {
             push_pending: true,
             ..Policy::default()
         };
-        let p = Plan::single(&account.name, account.company_id, policy, protection, push.clone(), open);
+        let p = Plan::single(
+            &account.name,
+            account.company_id,
+            policy,
+            protection,
+            push.clone(),
+            open,
+        );
         let write = build_write(&p, &outcomes, None, Utc::now().naive_utc());
         let outcome = self.store.apply(write).await?;
         Ok(ManualPush {
@@ -479,16 +530,25 @@ impl Gauges {
             .chain(p.platform_edits.iter().map(|x| &x.service))
             .chain(p.orphans.iter())
             .chain(p.unreadable.iter().filter_map(|(_, s)| s.as_ref()));
-        let before: HashMap<ServiceId, SyncStatus> = before.map(|s| (s.id, s.sync_status)).collect();
+        let before: HashMap<ServiceId, SyncStatus> =
+            before.map(|s| (s.id, s.sync_status)).collect();
         status.extend(before.iter().map(|(k, v)| (*k, *v)));
         for m in &w.metadata {
             let was = before.get(&m.id).copied();
-            status.insert(m.id, if was == Some(SyncStatus::Pending) { SyncStatus::Pending } else { m.status });
+            status.insert(
+                m.id,
+                if was == Some(SyncStatus::Pending) {
+                    SyncStatus::Pending
+                } else {
+                    m.status
+                },
+            );
         }
         for c in &w.confirmations {
             status.insert(c.id, SyncStatus::Synced);
         }
-        let mut statuses: BTreeMap<SyncStatus, i64> = SyncStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut statuses: BTreeMap<SyncStatus, i64> =
+            SyncStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for s in status.values() {
             *statuses.entry(*s).or_insert(0) += 1;
         }
@@ -504,9 +564,15 @@ impl Gauges {
     }
 
     fn publish(&self, m: &Metrics, account: &str) {
-        m.event_types.with_label_values(&[account]).set(self.event_types);
-        m.orphaned_services.with_label_values(&[account]).set(self.orphans);
-        m.drifted_services.with_label_values(&[account]).set(self.drifted_services);
+        m.event_types
+            .with_label_values(&[account])
+            .set(self.event_types);
+        m.orphaned_services
+            .with_label_values(&[account])
+            .set(self.orphans);
+        m.drifted_services
+            .with_label_values(&[account])
+            .set(self.drifted_services);
         for field in Field::ALL {
             m.drift_fields
                 .with_label_values(&[account, field.as_str()])
@@ -516,7 +582,9 @@ impl Gauges {
             .with_label_values(&[account])
             .set(self.oldest_age_secs);
         for (status, n) in &self.statuses {
-            m.services.with_label_values(&[account, status.as_str()]).set(*n);
+            m.services
+                .with_label_values(&[account, status.as_str()])
+                .set(*n);
         }
     }
 }

@@ -18,7 +18,10 @@ pub enum Difference {
     /// No service has this event type id: a candidate for import.
     Unknown(EventType),
     /// A known service and its event type agree.
-    InSync { service: Service, event_type: EventType },
+    InSync {
+        service: Service,
+        event_type: EventType,
+    },
     /// A known service (not pending) differs from Cal.com: someone edited the event
     /// type in Cal.com. The platform values are protected.
     Drift {
@@ -63,7 +66,11 @@ pub struct OrphanScope<'a> {
 }
 
 /// Compares a listing with the services loaded for the account.
-pub fn diff(listing: &[Result<EventType, RecordError>], services: &[LinkedService], scope: OrphanScope<'_>) -> Diff {
+pub fn diff(
+    listing: &[Result<EventType, RecordError>],
+    services: &[LinkedService],
+    scope: OrphanScope<'_>,
+) -> Diff {
     let by_event_type: HashMap<EventTypeId, &Service> = services
         .iter()
         .filter_map(|l| l.service.calcom_event_type_id.map(|id| (id, &l.service)))
@@ -98,7 +105,9 @@ pub fn diff(listing: &[Result<EventType, RecordError>], services: &[LinkedServic
     let candidates: Vec<&Service> = services
         .iter()
         .filter(|l| {
-            let Some(id) = l.service.calcom_event_type_id else { return false };
+            let Some(id) = l.service.calcom_event_type_id else {
+                return false;
+            };
             if listed.contains(&id) {
                 return false;
             }
@@ -112,7 +121,11 @@ pub fn diff(listing: &[Result<EventType, RecordError>], services: &[LinkedServic
 
     let empty_listing_guarded = listing.is_empty() && !candidates.is_empty();
     if !empty_listing_guarded {
-        differences.extend(candidates.into_iter().map(|s| Difference::Orphaned(s.clone())));
+        differences.extend(
+            candidates
+                .into_iter()
+                .map(|s| Difference::Orphaned(s.clone())),
+        );
     }
     Diff {
         differences,
@@ -188,7 +201,11 @@ pub fn compare(values: &BusinessValues, et: &EventType) -> Vec<FieldDiff> {
 }
 
 fn price_label(m: &Money) -> String {
-    if m.cents == 0 { "free".into() } else { m.to_string() }
+    if m.cents == 0 {
+        "free".into()
+    } else {
+        m.to_string()
+    }
 }
 
 /// The platform values with the given Cal.com fields copied in (the

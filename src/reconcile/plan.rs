@@ -100,7 +100,10 @@ impl Plan {
 
     /// Open ledger entries (before this pass) of a service.
     pub fn open_drift_of(&self, id: ServiceId) -> &[DriftEntry] {
-        self.open_drift.get(&id).map(Vec::as_slice).unwrap_or_default()
+        self.open_drift
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 
@@ -156,7 +159,10 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
                     plan.not_imported.push(et.id);
                 }
             }
-            Difference::InSync { service, event_type } => {
+            Difference::InSync {
+                service,
+                event_type,
+            } => {
                 note_registry(&mut plan, &event_type);
                 plan.in_sync.push(service);
             }
@@ -261,7 +267,12 @@ pub fn push_precheck(push: &Push) -> Result<(), String> {
             crate::domain::MAX_MINUTES
         ));
     }
-    if push.patch.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+    if push
+        .patch
+        .title
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
         return Err(format!(
             "service {} has an empty name, which Cal.com cannot accept; fix the service in the platform",
             push.service.id
@@ -313,7 +324,10 @@ pub fn build_write(
 
     // Open entries whose field no longer differs resolve as agreed, except those a
     // successful push fixed (resolved as repushed below).
-    let resolve_rest = |w: &mut AccountWrite, id: ServiceId, still: &BTreeSet<Field>, how: &HashMap<Field, Resolution>| {
+    let resolve_rest = |w: &mut AccountWrite,
+                        id: ServiceId,
+                        still: &BTreeSet<Field>,
+                        how: &HashMap<Field, Resolution>| {
         for e in plan.open_drift_of(id) {
             if let Some(r) = how.get(&e.field) {
                 w.drift_resolutions.push(DriftResolution {
@@ -350,7 +364,8 @@ pub fn build_write(
 
     for p in &plan.protections {
         for d in &p.fields {
-            w.drift_upserts.push(observation(&p.service, &p.event_type, d));
+            w.drift_upserts
+                .push(observation(&p.service, &p.event_type, d));
         }
         let mut still: BTreeSet<Field> = p.fields.iter().map(|d| d.field).collect();
         let mut how = HashMap::new();
@@ -362,7 +377,11 @@ pub fn build_write(
                     // Record the Cal.com edit, then close it as repushed (the ledger
                     // keeps what Cal.com had).
                 }
-                let left: Vec<&FieldDiff> = p.fields.iter().filter(|d| still.contains(&d.field)).collect();
+                let left: Vec<&FieldDiff> = p
+                    .fields
+                    .iter()
+                    .filter(|d| still.contains(&d.field))
+                    .collect();
                 if left.is_empty() {
                     w.confirmations.push(Confirmation {
                         id: p.service.id,
@@ -371,7 +390,13 @@ pub fn build_write(
                 } else {
                     let msg = left
                         .iter()
-                        .map(|d| if d.field == Field::Price { price_message(d) } else { drift_message(&[(*d).clone()]) })
+                        .map(|d| {
+                            if d.field == Field::Price {
+                                price_message(d)
+                            } else {
+                                drift_message(&[(*d).clone()])
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join("; ");
                     w.metadata.push(MetadataUpdate {
@@ -398,9 +423,13 @@ pub fn build_write(
     let mut overwrite_rows = Vec::new();
     for p in &plan.overwrites {
         let fields: Vec<Field> = p.fields.iter().map(|d| d.field).collect();
-        let how: HashMap<Field, Resolution> = fields.iter().map(|f| (*f, Resolution::Overwritten)).collect();
+        let how: HashMap<Field, Resolution> = fields
+            .iter()
+            .map(|f| (*f, Resolution::Overwritten))
+            .collect();
         for d in &p.fields {
-            w.drift_upserts.push(observation(&p.service, &p.event_type, d));
+            w.drift_upserts
+                .push(observation(&p.service, &p.event_type, d));
         }
         resolve_rest(&mut w, p.service.id, &BTreeSet::new(), &how);
         overwrite_rows.push(Overwrite {
@@ -474,7 +503,8 @@ pub fn build_write(
 /// cannot take is recorded in the ledger so it is not lost.
 fn confirm_platform_edit(w: &mut AccountWrite, p: &Protection, unpushable: &[&FieldDiff]) {
     for d in unpushable {
-        w.drift_upserts.push(observation(&p.service, &p.event_type, d));
+        w.drift_upserts
+            .push(observation(&p.service, &p.event_type, d));
     }
     w.confirmations.push(Confirmation {
         id: p.service.id,

@@ -159,7 +159,10 @@ impl PassReport {
                 "account {}: {}{}\n",
                 a.account,
                 a.result,
-                a.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                a.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             ));
             if a.result == "success" {
                 out.push_str(&format!(
@@ -192,25 +195,41 @@ impl PassReport {
 fn item_text(item: &Item) -> String {
     let fields = |f: &[FieldDiff]| {
         f.iter()
-            .map(|d| format!("{}: platform {:?} vs Cal.com {:?}", d.field, d.platform, d.calcom))
+            .map(|d| {
+                format!(
+                    "{}: platform {:?} vs Cal.com {:?}",
+                    d.field, d.platform, d.calcom
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     };
     match item {
-        Item::Import { event_type_id, title } => format!("import   event type {event_type_id} {title:?}"),
+        Item::Import {
+            event_type_id,
+            title,
+        } => format!("import   event type {event_type_id} {title:?}"),
         Item::NotImported { event_type_id } => {
-            format!("unknown  event type {event_type_id} (not imported: sync.import_unknown is off)")
+            format!(
+                "unknown  event type {event_type_id} (not imported: sync.import_unknown is off)"
+            )
         }
         Item::Drift {
             service_id,
             event_type_id,
             fields: f,
-        } => format!("drift    service {service_id} / event type {event_type_id}: {}", fields(f)),
+        } => format!(
+            "drift    service {service_id} / event type {event_type_id}: {}",
+            fields(f)
+        ),
         Item::Overwrite {
             service_id,
             event_type_id,
             fields: f,
-        } => format!("overwrite service {service_id} from event type {event_type_id}: {}", fields(f)),
+        } => format!(
+            "overwrite service {service_id} from event type {event_type_id}: {}",
+            fields(f)
+        ),
         Item::Push {
             service_id,
             event_type_id,
@@ -218,7 +237,10 @@ fn item_text(item: &Item) -> String {
             fields: f,
         } => format!(
             "push     service {service_id} → event type {event_type_id} ({}): {}",
-            serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             f.join(", ")
         ),
         Item::Orphan {

@@ -19,7 +19,9 @@ const ACCOUNT: &str = "berlin";
 const COMPANY: i64 = 1;
 
 fn at(secs: i64) -> NaiveDateTime {
-    chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap().naive_utc()
+    chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0)
+        .unwrap()
+        .naive_utc()
 }
 
 fn values() -> impl Strategy<Value = BusinessValues> {
@@ -32,14 +34,16 @@ fn values() -> impl Strategy<Value = BusinessValues> {
         prop::sample::select(vec![0i64, 4500, 9000]),
         prop::sample::select(vec!["EUR", "USD", "JPY"]),
     )
-        .prop_map(|(name, desc, dur, active, online, cents, cur)| BusinessValues {
-            name: name.into(),
-            description: desc.filter(|d| !d.is_empty()).map(str::to_owned),
-            duration_minutes: dur,
-            is_active: active,
-            is_online: online,
-            price: Money::new(cents, Currency::parse(cur).unwrap()),
-        })
+        .prop_map(
+            |(name, desc, dur, active, online, cents, cur)| BusinessValues {
+                name: name.into(),
+                description: desc.filter(|d| !d.is_empty()).map(str::to_owned),
+                duration_minutes: dur,
+                is_active: active,
+                is_online: online,
+                price: Money::new(cents, Currency::parse(cur).unwrap()),
+            },
+        )
 }
 
 fn event_type_like(id: i64, v: &BusinessValues) -> EventType {
@@ -89,7 +93,10 @@ struct World {
 
 fn world() -> impl Strategy<Value = World> {
     (
-        prop::collection::vec((values(), status(), remote(), any::<bool>(), any::<bool>()), 0..12),
+        prop::collection::vec(
+            (values(), status(), remote(), any::<bool>(), any::<bool>()),
+            0..12,
+        ),
         prop::collection::vec(values(), 0..4),
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
         prop::collection::vec(any::<bool>(), 16),
@@ -191,7 +198,11 @@ fn run(w: &World) -> (super::plan::Plan, crate::store::AccountWrite) {
             let ok = w.push_ok[i % w.push_ok.len()];
             (
                 push.service.id,
-                if ok { PushOutcome::Succeeded } else { PushOutcome::Failed("HTTP 503".into()) },
+                if ok {
+                    PushOutcome::Succeeded
+                } else {
+                    PushOutcome::Failed("HTTP 503".into())
+                },
             )
         })
         .collect();
@@ -248,7 +259,12 @@ fn apply_in_memory(w: &World, write: &crate::store::AccountWrite, p: &super::pla
     // Cal.com took the successful pushes.
     let pushed: HashSet<ServiceId> = write.confirmations.iter().map(|c| c.id).collect();
     for push in &p.pushes {
-        if !pushed.contains(&push.service.id) && !write.drift_resolutions.iter().any(|r| r.service_id == push.service.id) {
+        if !pushed.contains(&push.service.id)
+            && !write
+                .drift_resolutions
+                .iter()
+                .any(|r| r.service_id == push.service.id)
+        {
             continue;
         }
         for rec in next.listing.iter_mut() {

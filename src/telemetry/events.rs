@@ -14,13 +14,22 @@ use crate::domain::{EventTypeId, FieldDiff, ServiceId};
 pub fn side_by_side(fields: &[FieldDiff]) -> String {
     fields
         .iter()
-        .map(|d| format!("{}: platform={:?} calcom={:?}", d.field, d.platform, d.calcom))
+        .map(|d| {
+            format!(
+                "{}: platform={:?} calcom={:?}",
+                d.field, d.platform, d.calcom
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
 fn field_names(fields: &[FieldDiff]) -> String {
-    fields.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(",")
+    fields
+        .iter()
+        .map(|d| d.field.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A known service differs in Cal.com; the platform values were kept.
@@ -97,7 +106,10 @@ pub struct EventTypeImported<'a> {
 
 impl EventTypeImported<'_> {
     pub fn emit(&self, metrics: &Metrics) {
-        metrics.imported_total.with_label_values(&[self.account]).inc();
+        metrics
+            .imported_total
+            .with_label_values(&[self.account])
+            .inc();
         info!(
             account = self.account,
             service_id = self.service_id.0,
@@ -119,7 +131,10 @@ pub struct PushSucceeded<'a> {
 
 impl PushSucceeded<'_> {
     pub fn emit(&self, metrics: &Metrics) {
-        metrics.pushed_total.with_label_values(&[self.account, "success"]).inc();
+        metrics
+            .pushed_total
+            .with_label_values(&[self.account, "success"])
+            .inc();
         info!(
             account = self.account,
             service_id = self.service_id.0,
@@ -142,7 +157,10 @@ pub struct PushFailed<'a> {
 
 impl PushFailed<'_> {
     pub fn emit(&self, metrics: &Metrics) {
-        metrics.pushed_total.with_label_values(&[self.account, "failure"]).inc();
+        metrics
+            .pushed_total
+            .with_label_values(&[self.account, "failure"])
+            .inc();
         warn!(
             account = self.account,
             service_id = self.service_id.0,

@@ -65,7 +65,11 @@ pub fn init(
                 .map_err(|e| anyhow::anyhow!("log.directory {}: {}", dir.display(), e))?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = match format {
-                LogFormat::Json => fmt::layer().json().with_writer(writer).with_filter(filter()?).boxed(),
+                LogFormat::Json => fmt::layer()
+                    .json()
+                    .with_writer(writer)
+                    .with_filter(filter()?)
+                    .boxed(),
                 LogFormat::Text => fmt::layer()
                     .with_ansi(false)
                     .with_writer(writer)

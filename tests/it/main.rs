@@ -5,5 +5,6 @@ mod support;
 
 mod calcom_client;
 mod cli;
+mod daemon;
 mod scenarios;
 mod store;

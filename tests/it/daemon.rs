@@ -1,0 +1,608 @@
+//! `calsync run` as operators run it: a real process with systemd notifications,
+//! the HTTP surface, the operator API, SIGHUP/SIGTERM, and a real Prometheus
+//! server scraping it and evaluating the alert rules.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use calsync::simulate::{SimConfig, Simulator};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const KEY: &str = "cal_live_daemon_test_key_0001";
+const TOKEN: &str = "admin-token-for-tests-0123456789";
+const BIN: &str = env!("CARGO_BIN_EXE_calsync");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    sim: Simulator,
+    /// Everything the daemon sent to $NOTIFY_SOCKET, drained by a thread (like
+    /// systemd, so the daemon's datagrams never back up).
+    notified: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+fn config(dir: &Path, sim: &Simulator, port: u16, schedule: &str) -> String {
+    format!(
+        r#"
+[database]
+url = "sqlite://{db}?mode=rwc"
+[calcom]
+base_url = "{base}"
+retry_initial_delay_ms = 10
+max_attempts = 2
+[[accounts]]
+name = "berlin"
+company_id = 1
+api_key = "{KEY}"
+[sync]
+schedule = "{schedule}"
+jitter_secs = 0
+[server]
+listen = "127.0.0.1:{port}"
+admin_token = "{TOKEN}"
+[log]
+directory = "{logs}"
+"#,
+        db = dir.join("calsync.db").display(),
+        base = sim.base_url(),
+        logs = dir.join("logs").display(),
+    )
+}
+
+async fn start(schedule: &str) -> Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimConfig {
+            api_keys: vec![KEY.into()],
+            seed_event_types: 3,
+            ..SimConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("calsync.toml");
+    std::fs::write(&cfg, config(dir.path(), &sim, port, schedule)).unwrap();
+    let migrate = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "migrate"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+
+    let sock = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&sock).unwrap();
+    let notified = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = notified.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = notify.recv(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    let child = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .env("NOTIFY_SOCKET", &sock)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    Running {
+        child,
+        port,
+        dir,
+        sim,
+        notified,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("calsync.toml")
+    }
+
+    /// Waits until the daemon has sent `want` (e.g. `READY=1`).
+    async fn wait_notify(&self, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let seen = self.notified.lock().unwrap().clone();
+            if seen.iter().any(|m| m.lines().any(|l| l == want)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {want} within {within:?}; got {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    async fn stop(mut self) -> (i32, String) {
+        self.signal("TERM");
+        let waited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        if waited.is_err() {
+            let _ = self.child.kill().await;
+        }
+        let mut logs = String::new();
+        use tokio::io::AsyncReadExt;
+        if let Some(mut s) = self.child.stdout.take() {
+            s.read_to_string(&mut logs).await.unwrap();
+        }
+        if let Some(mut s) = self.child.stderr.take() {
+            s.read_to_string(&mut logs).await.unwrap();
+        }
+        for entry in std::fs::read_dir(self.dir.path().join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        let out = match waited {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("calsync did not stop within 30 s of SIGTERM; its logs:\n{logs}"),
+        };
+        (out.code().unwrap_or(-1), logs)
+    }
+}
+
+fn promtool() -> Option<PathBuf> {
+    let found = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() && std::env::var_os("CI").is_some() {
+        panic!("promtool is missing; .ci/run installs the Debian package `prometheus`");
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_daemon_notifies_systemd_serves_health_and_stops_cleanly_on_sigterm() {
+    let app = start("0 0 * * * *").await;
+    app.wait_notify("READY=1", Duration::from_secs(30)).await;
+    app.wait_notify("WATCHDOG=1", Duration::from_secs(5)).await;
+    app.wait_ready().await;
+    let (status, body) = app.api(reqwest::Method::GET, "/healthz", None).await;
+    assert_eq!(status, 200, "{body}");
+
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("calsync_imported_total{account=\"berlin\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("calsync_build_info"));
+    assert!(!metrics.contains(KEY) && !metrics.contains(TOKEN));
+    if let Some(promtool) = promtool() {
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let notified = app.notified.clone();
+    let (code, logs) = app.stop().await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("calsync stopped"), "{logs}");
+    assert!(
+        notified
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.contains("STOPPING=1"))
+    );
+    assert!(
+        !logs.contains(KEY) && !logs.contains(TOKEN),
+        "a secret reached the logs"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_api_needs_the_token_and_answers_the_status_tooltip() {
+    let app = start("0 0 * * * *").await;
+    app.wait_ready().await;
+    for token in [None, Some("wrong-token-wrong-token")] {
+        for (m, p) in [
+            (reqwest::Method::GET, "/api/v1/drift"),
+            (reqwest::Method::POST, "/api/v1/reconcile"),
+            (reqwest::Method::GET, "/api/v1/services/1"),
+            (reqwest::Method::POST, "/api/v1/services/1/push"),
+        ] {
+            let (status, body) = app.api(m, p, token).await;
+            assert_eq!(status, 401, "{p} with {token:?}: {body}");
+            assert!(!body.to_string().contains(TOKEN));
+        }
+    }
+    let (status, s) = app
+        .api(reqwest::Method::GET, "/api/v1/services/1", Some(TOKEN))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["sync_status"], "synced");
+    assert_eq!(s["sync_direction"], "platform → Cal.com");
+    assert!(s["bookable"].is_boolean() && s["last_calcom_sync"].is_string());
+    let et = s["calcom_event_type_id"].as_i64().unwrap();
+
+    app.sim.edit_event_type(et, json!({"lengthInMinutes": 7}));
+    let (status, report) = app
+        .api(reqwest::Method::POST, "/api/v1/reconcile", Some(TOKEN))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accounts"][0]["counts"]["drifted"], 1, "{report}");
+    let (_, drift) = app
+        .api(reqwest::Method::GET, "/api/v1/drift", Some(TOKEN))
+        .await;
+    assert_eq!(drift[0]["field"], "duration_minutes", "{drift}");
+    assert_eq!(drift[0]["calcom_value"], "7");
+    let (_, s) = app
+        .api(reqwest::Method::GET, "/api/v1/services/1", Some(TOKEN))
+        .await;
+    assert_eq!(s["open_drift"][0]["field"], "duration_minutes", "{s}");
+
+    let (status, pushed) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/services/1/push",
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200, "{pushed}");
+    assert_ne!(app.sim.event_type(et).unwrap()["lengthInMinutes"], 7);
+    let (status, _) = app
+        .api(reqwest::Method::GET, "/api/v1/services/999999", Some(TOKEN))
+        .await;
+    assert_eq!(status, 404);
+    let (code, _) = app.stop().await;
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn sighup_applies_a_good_config_and_rejects_a_bad_one_without_stopping() {
+    let app = start("0 0 * * * *").await;
+    app.wait_ready().await;
+    let good = std::fs::read_to_string(app.config_path()).unwrap();
+    std::fs::write(app.config_path(), format!("{good}\n[bogus]\nkey = 1\n")).unwrap();
+    app.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = app.api(reqwest::Method::GET, "/healthz", None).await;
+    assert_eq!(status, 200, "a bad reload must not stop the daemon");
+    std::fs::write(
+        app.config_path(),
+        good.replace("max_attempts = 2", "max_attempts = 3"),
+    )
+    .unwrap();
+    app.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, logs) = app.stop().await;
+    assert_eq!(code, 0);
+    assert!(logs.contains("Config reload rejected"), "{logs}");
+    assert!(
+        logs.contains("bogus"),
+        "the rejection names the key: {logs}"
+    );
+    assert!(logs.contains("Configuration reloaded"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_bad_config_at_start_exits_2_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[sync]\nschedule = \"every 5 minutes\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sync.schedule"));
+}
+
+/// Every `calsync_*` metric named by the dashboard or the alert rules, bucket
+/// suffixes stripped.
+fn referenced_metrics() -> Vec<String> {
+    let mut text = std::fs::read_to_string(repo().join("dashboards/calsync.json")).unwrap();
+    text.push_str(&std::fs::read_to_string(repo().join("alerts/calsync.rules.yml")).unwrap());
+    let mut names: Vec<String> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("calsync_") {
+        let start = i + pos;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let preceded =
+            start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let name = &text[start..end];
+        if !preceded {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            names.push(base.to_owned());
+        }
+        i = end;
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_and_alerts_use_is_exported_and_every_expression_parses() {
+    let app = start("0 0 * * * *").await;
+    app.wait_ready().await;
+    let metrics = app.metrics().await;
+    let referenced = referenced_metrics();
+    assert!(referenced.len() >= 10, "{referenced:?}");
+    for name in &referenced {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} is used by the dashboard or alerts but not exported"
+        );
+    }
+    // The dashboard's PromQL, checked by promtool as recording rules.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("dashboards/calsync.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    if let Some(promtool) = promtool() {
+        let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+        for (i, e) in exprs.iter().enumerate() {
+            let e = e
+                .replace("$__rate_interval", "5m")
+                .replace("$__interval", "1m")
+                .replace("$__range", "1h")
+                .replace("${account}", "berlin")
+                .replace("$account", "berlin");
+            rules.push_str(&format!(
+                "      - record: dashboard:expr{i}\n        expr: {}\n",
+                serde_json::to_string(&e).unwrap()
+            ));
+        }
+        let file = app.dir.path().join("dashboard.rules.yml");
+        std::fs::write(&file, rules).unwrap();
+        let out = std::process::Command::new(promtool)
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dashboard PromQL: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    app.stop().await;
+}
+
+fn collect_exprs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                if k == "expr"
+                    && let Some(s) = val.as_str()
+                    && !s.is_empty()
+                {
+                    out.push(s.to_owned());
+                } else {
+                    collect_exprs(val, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_exprs(x, out)),
+        _ => {}
+    }
+}
+
+fn prometheus_bin() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/prometheus");
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("prometheus is missing; .ci/run installs the Debian package `prometheus`");
+    }
+    None
+}
+
+async fn prom_query(http: &reqwest::Client, port: u16, q: &str) -> Vec<Value> {
+    let r = http
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .await;
+    let Ok(r) = r else { return Vec::new() };
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
+    let Some(prometheus) = prometheus_bin() else {
+        return;
+    };
+    let app = start("*/2 * * * * *").await;
+    app.wait_ready().await;
+    let prom_port = free_port();
+    let prom_dir = app.dir.path().join("prom");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom_cfg = prom_dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            repo().join("alerts/calsync.rules.yml").display(),
+            app.port
+        ),
+    )
+    .unwrap();
+    let mut prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            prom_dir.join("data").display()
+        ))
+        .arg("--web.console.templates=/dev/null")
+        .arg("--web.console.libraries=/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    // Baseline scrape first, so the counter's rise is visible to increase().
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while prom_query(&http, prom_port, "up{job=\"calsync\"} == 1")
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped calsync"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Someone edits an event type in Cal.com's UI.
+    let (_, s) = app
+        .api(reqwest::Method::GET, "/api/v1/services/1", Some(TOKEN))
+        .await;
+    let et = s["calcom_event_type_id"].as_i64().unwrap();
+    app.sim
+        .edit_event_type(et, json!({"title": "Edited in Cal.com"}));
+
+    let rules = std::fs::read_to_string(repo().join("alerts/calsync.rules.yml")).unwrap();
+    assert!(rules.contains("CalsyncProtectionTriggered"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rose = false;
+    let mut alerting = false;
+    while Instant::now() < deadline && !(rose && alerting) {
+        rose = rose
+            || !prom_query(
+                &http,
+                prom_port,
+                "calsync_protection_triggered_total{account=\"berlin\",field=\"name\"} > 0",
+            )
+            .await
+            .is_empty();
+        alerting = alerting
+            || !prom_query(
+                &http,
+                prom_port,
+                "ALERTS{alertname=\"CalsyncProtectionTriggered\"}",
+            )
+            .await
+            .is_empty();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = prom.kill().await;
+    app.stop().await;
+    assert!(
+        rose,
+        "calsync_protection_triggered_total never rose in Prometheus"
+    );
+    assert!(
+        alerting,
+        "the CalsyncProtectionTriggered alert expression returned nothing"
+    );
+}
