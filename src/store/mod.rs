@@ -7,20 +7,41 @@
 //!   [`Store::apply`], which runs in a single transaction with batched statements
 //!   (a bounded number per account, never one per row);
 //! - business columns of existing services are written only through
-//!   [`Overwrites`], which cannot be built without an [`OverwriteGrant`];
+//!   [`Overwrites`], which cannot be built without an [`OverwriteGrant`] (apart
+//!   from [`Store::edit_as_platform`], which plays the platform in the demo and
+//!   tests);
 //! - every status write keeps a row that the platform set to `pending` pending, and
 //!   a row is marked synced after a push only if its business columns still hold
 //!   the values that were pushed (no lost platform edit).
 //!
 //! Errors never carry the database URL (it may hold a password).
 
+mod batch;
+mod connect;
+mod error;
+mod mysql;
+mod postgres;
+mod rows;
+mod schema;
+mod sqlite;
+
+pub use error::StoreError;
+pub use rows::DriftRecord;
+
+use std::fmt;
+use std::time::Duration;
+
 use chrono::NaiveDateTime;
 use serde::Serialize;
+use sqlx::migrate::Migrate;
+use sqlx::{MySqlPool, PgPool, SqlitePool};
 
 use crate::domain::{
-    BusinessValues, DriftEntry, EventTypeId, Field, OverwriteGrant, Resolution, Service,
-    ServiceId, SyncStatus, TeamId,
+    BusinessValues, DriftEntry, EventTypeId, Field, OverwriteGrant, Resolution, Service, ServiceId,
+    SyncStatus, TeamId,
 };
+
+use batch::{PreparedWrite, Statements};
 
 /// Which SQL dialect a store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -194,4 +215,409 @@ pub struct ApplyOutcome {
     pub confirmation_conflicts: u64,
     /// Overwrites whose guard held.
     pub overwritten: u64,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+            Self::MySql => "MySQL/MariaDB",
+        })
+    }
+}
+
+/// Whether [`Store::migrate`] created the platform table or found one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServicesTable {
+    /// It did not exist; calsync created it (embedded or test setups).
+    Created,
+    /// It existed; calsync left it as it was and checked it is compatible.
+    Verified,
+}
+
+/// What [`Store::migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrateReport {
+    pub backend: Backend,
+    /// Versions of calsync migrations applied by this call (empty when current).
+    pub applied: Vec<i64>,
+    pub services: ServicesTable,
+}
+
+impl fmt::Display for MigrateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.applied.is_empty() {
+            write!(
+                f,
+                "{}: calsync migrations were already current",
+                self.backend
+            )?;
+        } else {
+            let versions: Vec<String> = self.applied.iter().map(i64::to_string).collect();
+            write!(
+                f,
+                "{}: applied calsync migrations {}",
+                self.backend,
+                versions.join(", ")
+            )?;
+        }
+        match self.services {
+            ServicesTable::Created => f.write_str("; created the services table"),
+            ServicesTable::Verified => {
+                f.write_str("; the existing services table is compatible and was left unchanged")
+            }
+        }
+    }
+}
+
+/// A line of the run journal as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRun {
+    pub id: i64,
+    pub account: String,
+    pub started_at: NaiveDateTime,
+    pub finished_at: NaiveDateTime,
+    pub result: String,
+    pub summary: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// The connection pool of whichever backend the URL named.
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// Handle to the database; cheap to clone (clones share the pool and the
+/// statement counter).
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    statements: Statements,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Deliberately no connect options: they hold the password.
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .field("statements", &self.statements())
+            .finish()
+    }
+}
+
+/// Runs `$f(pool, &statements, args..)` in the backend module matching the pool.
+macro_rules! per_backend {
+    ($store:expr, $f:ident ( $($arg:expr),* )) => {
+        match &$store.pool {
+            Pool::Sqlite(p) => sqlite::$f(p, &$store.statements $(, $arg)*).await,
+            Pool::Postgres(p) => postgres::$f(p, &$store.statements $(, $arg)*).await,
+            Pool::MySql(p) => mysql::$f(p, &$store.statements $(, $arg)*).await,
+        }
+    };
+}
+
+/// Attempts of one [`Store::apply`] transaction before contention is reported.
+const APPLY_ATTEMPTS: u32 = 5;
+
+impl Store {
+    /// Connects to `url` (`sqlite:`, `postgres:`/`postgresql:`, `mysql:`/`mariadb:`)
+    /// and establishes the first connection, so a wrong URL or an unreachable
+    /// server fails here with a message naming the backend and `host:port/db`.
+    ///
+    /// SQLite runs in WAL mode with a busy timeout and foreign keys on, and creates
+    /// the file if missing. TLS options in the URL (`sslmode`, `ssl-mode`) apply as
+    /// sqlx parses them.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let pool = connect::open(url, max_connections).await?;
+        Ok(Store {
+            pool,
+            statements: Statements::default(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Statements this store (and its clones) sent, including `BEGIN` and
+    /// `COMMIT`; the migrator's own bookkeeping statements are not counted.
+    pub fn statements(&self) -> u64 {
+        self.statements.get()
+    }
+
+    /// One round trip (`SELECT 1`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        per_backend!(self, ping())
+    }
+
+    /// Closes the pool; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+        }
+    }
+
+    /// Applies calsync's migrations (recorded in `calsync_migrations`), which
+    /// create `services` only where it does not exist, then runs
+    /// [`Store::verify_services`]. Idempotent; never alters an existing platform
+    /// table.
+    pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
+        let existed = self.table_exists("services").await?;
+        let before = self.applied_versions().await?;
+        let migrator = schema::migrator(self.backend());
+        let ran = match &self.pool {
+            Pool::Sqlite(p) => migrator.run(p).await,
+            Pool::Postgres(p) => migrator.run(p).await,
+            Pool::MySql(p) => migrator.run(p).await,
+        };
+        ran.map_err(|cause| StoreError::Migrate { cause })?;
+        let after = self.applied_versions().await?;
+        self.verify_services().await?;
+        Ok(MigrateReport {
+            backend: self.backend(),
+            applied: after
+                .into_iter()
+                .map(|(version, _)| version)
+                .filter(|v| !before.iter().any(|(b, _)| b == v))
+                .collect(),
+            services: if existed {
+                ServicesTable::Verified
+            } else {
+                ServicesTable::Created
+            },
+        })
+    }
+
+    /// Checks that `services` has every column calsync reads or writes with a
+    /// compatible type, and a unique index on `calcom_event_type_id`. Fails with
+    /// one [`StoreError::IncompatibleSchema`] listing every problem.
+    pub async fn verify_services(&self) -> Result<(), StoreError> {
+        let shape = per_backend!(self, services_shape())?;
+        let problems = schema::check(self.backend(), shape.as_ref());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::IncompatibleSchema { problems })
+        }
+    }
+
+    /// Whether every embedded migration is applied, unchanged.
+    pub async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let applied = self.applied_versions().await?;
+        let migrator = schema::migrator(self.backend());
+        Ok(migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| {
+                applied
+                    .iter()
+                    .any(|(version, checksum)| *version == m.version && **checksum == *m.checksum)
+            }))
+    }
+
+    /// Reads one account's view: see [`AccountSnapshot`]. A bounded number of
+    /// statements whatever the number of listed ids (PostgreSQL: one array
+    /// parameter; MySQL and SQLite: `IN` lists of 1,000 ids).
+    pub async fn load_account(
+        &self,
+        scope: AccountScope<'_>,
+    ) -> Result<AccountSnapshot, StoreError> {
+        per_backend!(self, load_account(scope))
+    }
+
+    /// Writes one account's pass in ONE transaction with batched statements (a
+    /// handful per kind of write, chunked to stay under placeholder limits):
+    ///
+    /// - `imports`: inserted unless a service already links the event type
+    ///   (`sync_status='synced'`, `composite=false`, timestamps `now`, price
+    ///   converted from hundredths in SQL with exact arithmetic); `imported`
+    ///   lists only rows this call inserted, so racing passes import once;
+    /// - `metadata`: `last_calcom_sync`, `sync_error`, and `sync_status` unless
+    ///   the row is `pending` at write time;
+    /// - `confirmations`: synced only where every business column still equals
+    ///   `expected` (description NULL = "", currency case-insensitive);
+    /// - `overwrites`: the new business values, `sync_status='synced'`,
+    ///   `sync_error=NULL`, `last_calcom_sync` and `updated_at` = `now`, only where
+    ///   the row still equals `expected` and is not `pending`;
+    /// - `drift_resolutions` close open entries, then `drift_upserts` open or
+    ///   refresh them (`times_seen + 1`);
+    /// - `registry` upserts, `run` appends to the journal.
+    ///
+    /// Duplicated instructions for one row collapse (last wins; first for imports).
+    /// A transaction that loses a deadlock or an import race is retried whole.
+    pub async fn apply(&self, write: AccountWrite) -> Result<ApplyOutcome, StoreError> {
+        let prepared = PreparedWrite::new(&write);
+        let mut attempt = 1;
+        loop {
+            match per_backend!(self, apply(&prepared)) {
+                Err(StoreError::Contention {
+                    operation, cause, ..
+                }) => {
+                    if attempt >= APPLY_ATTEMPTS {
+                        return Err(StoreError::Contention {
+                            operation,
+                            attempts: attempt,
+                            cause,
+                        });
+                    }
+                    // Back off a little, with jitter so two racers do not collide
+                    // again in lockstep.
+                    let jitter = rand::random_range(0..20);
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 20 + jitter))
+                        .await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One service with its registry entry.
+    pub async fn service(&self, id: ServiceId) -> Result<Option<LinkedService>, StoreError> {
+        per_backend!(self, service(id))
+    }
+
+    /// Open drift entries (of one account, or all), ordered by service id, field.
+    pub async fn open_drift(&self, account: Option<&str>) -> Result<Vec<DriftEntry>, StoreError> {
+        let rows = per_backend!(self, drift_rows(DriftQuery::Open(account)))?;
+        rows::drift_entries(rows)
+    }
+
+    /// Open drift entries of one service, ordered by field.
+    pub async fn drift_for_service(&self, id: ServiceId) -> Result<Vec<DriftEntry>, StoreError> {
+        // 'static: a query with no borrowed parts keeps the future free of
+        // unconstrained lifetimes (which trip auto-trait checks of spawned tasks).
+        let query: DriftQuery<'static> = DriftQuery::OpenFor(id);
+        let rows = per_backend!(self, drift_rows(query))?;
+        rows::drift_entries(rows)
+    }
+
+    /// Every ledger entry of one service, open and resolved, oldest first.
+    pub async fn drift_history(&self, id: ServiceId) -> Result<Vec<DriftRecord>, StoreError> {
+        let query: DriftQuery<'static> = DriftQuery::History(id);
+        let rows = per_backend!(self, drift_rows(query))?;
+        rows.into_iter().map(DriftRecord::try_from).collect()
+    }
+
+    /// Services ordered by id, `limit` from `offset` (operator listings).
+    pub async fn services_page(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<LinkedService>, StoreError> {
+        let rows = per_backend!(self, services_page(offset.max(0), limit.max(0)))?;
+        rows.into_iter().map(LinkedService::try_from).collect()
+    }
+
+    /// Plays the platform's part: changes a service's name and/or duration,
+    /// bumps `updated_at` and marks it `pending`, as the platform's own UI does.
+    /// Reconciliation never calls this (its business writes need an
+    /// [`OverwriteGrant`]); it exists for the demo and for tests.
+    pub async fn edit_as_platform(
+        &self,
+        id: ServiceId,
+        name: Option<&str>,
+        duration_minutes: Option<i32>,
+    ) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().naive_utc();
+        per_backend!(self, edit_as_platform(id, name, duration_minutes, now))
+    }
+
+    /// Appends to the run journal outside a pass (an account that failed before
+    /// it could apply anything).
+    pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        per_backend!(self, record_run(run))
+    }
+
+    /// The latest `limit` journal lines, newest first.
+    pub async fn last_runs(&self, limit: i64) -> Result<Vec<StoredRun>, StoreError> {
+        per_backend!(self, last_runs(limit.max(0)))
+    }
+
+    /// Services per (company, status) for the given companies, unknown status
+    /// words counted as `never`; sorted by company, then status.
+    pub async fn status_counts(
+        &self,
+        company_ids: &[i64],
+    ) -> Result<Vec<(i64, SyncStatus, i64)>, StoreError> {
+        if company_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = per_backend!(self, status_counts(company_ids))?;
+        Ok(rows::status_counts(rows))
+    }
+
+    async fn table_exists(&self, name: &'static str) -> Result<bool, StoreError> {
+        per_backend!(self, table_exists(name))
+    }
+
+    /// `(version, checksum)` of applied migrations; empty before the first run.
+    async fn applied_versions(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        if !self.table_exists(schema::MIGRATIONS_TABLE).await? {
+            return Ok(Vec::new());
+        }
+        self.statements.tick();
+        let listed = match &self.pool {
+            Pool::Sqlite(p) => list_applied(p).await,
+            Pool::Postgres(p) => list_applied(p).await,
+            Pool::MySql(p) => list_applied(p).await,
+        };
+        listed.map_err(|cause| StoreError::Migrate { cause })
+    }
+}
+
+async fn list_applied<DB>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<Vec<(i64, Vec<u8>)>, sqlx::migrate::MigrateError>
+where
+    DB: sqlx::Database,
+    DB::Connection: Migrate,
+{
+    let mut conn = pool.acquire().await?;
+    let applied = conn
+        .list_applied_migrations(schema::MIGRATIONS_TABLE)
+        .await?;
+    Ok(applied
+        .into_iter()
+        .map(|m| (m.version, m.checksum.into_owned()))
+        .collect())
+}
+
+/// Which drift rows a backend reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DriftQuery<'a> {
+    Open(Option<&'a str>),
+    OpenFor(ServiceId),
+    History(ServiceId),
+}
+
+/// Deduplicates services read by several statements of one load (a listed service
+/// may also be in the account's scope) and converts everything.
+fn snapshot(
+    rows: Vec<rows::ServiceRow>,
+    drift: Vec<rows::DriftRow>,
+) -> Result<AccountSnapshot, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut services = Vec::with_capacity(rows.len());
+    for row in rows {
+        if seen.insert(row.id) {
+            services.push(LinkedService::try_from(row)?);
+        }
+    }
+    services.sort_by_key(|s| s.service.id);
+    Ok(AccountSnapshot {
+        services,
+        open_drift: rows::drift_entries(drift)?,
+    })
 }

@@ -1,1 +1,482 @@
-//! The command line: exit codes, output formats, secrets.
+//! The command line: exit codes, output formats, environment overrides and
+//! secrets, by running the real binary against a SQLite file and an in-process
+//! Cal.com simulator. Every run checks that no secret of its configuration shows
+//! up in stdout or stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use calsync::domain::ServiceId;
+use calsync::simulate::{SimConfig, Simulator};
+use serde_json::{Value, json};
+
+use crate::support::app::{API_KEY, COMPANY};
+use crate::support::db::{TestBackend, TestDb, empty, fresh};
+
+const ADMIN_TOKEN: &str = "admin-token-5be1c0ffee0dd00d";
+const DB_PASSWORD: &str = "hunter2-db-password";
+/// The fixed key `calsync demo` gives its own simulator.
+const DEMO_API_KEY: &str = "cal_demo_0123456789abcdef";
+/// No run of the binary may take longer than this.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `calsync ARGS` with a clean environment (no inherited `CALSYNC_*`,
+/// `CALCOM_ALLOW_OVERWRITES` or `RUST_LOG`) plus `env`, and checks that none of
+/// `secrets` appears in its output.
+async fn calsync(args: &[&str], env: &[(&str, &str)], secrets: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"));
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" || name == "RUST_LOG" {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("calsync {args:?} did not finish within {RUN_TIMEOUT:?}"))
+        .expect("running the calsync binary");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    for secret in secrets {
+        assert!(
+            !run.stdout.contains(secret),
+            "calsync {args:?} printed a secret on stdout:\n{}",
+            run.stdout
+        );
+        assert!(
+            !run.stderr.contains(secret),
+            "calsync {args:?} printed a secret on stderr:\n{}",
+            run.stderr
+        );
+    }
+    run
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Writes a config file readable by its owner only (it holds secrets).
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("calsync.toml");
+    std::fs::write(&path, text).expect("writing the config file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    }
+    path
+}
+
+/// A SQLite database, a simulator with [`API_KEY`], and a config file for both.
+struct Setup {
+    db: TestDb,
+    calcom: Simulator,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// Migrated database.
+    async fn new() -> Setup {
+        Self::with_db(fresh(TestBackend::Sqlite).await).await
+    }
+
+    async fn with_db(db: TestDb) -> Setup {
+        let calcom = Simulator::start(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            SimConfig {
+                api_keys: vec![API_KEY.into()],
+                ..SimConfig::default()
+            },
+        )
+        .await
+        .expect("starting the simulator");
+        let dir = tempfile::tempdir().expect("temp dir for the config");
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "[database]\nurl = {}\n\n\
+                 [calcom]\nbase_url = {}\nmax_attempts = 2\nretry_initial_delay_ms = 1\n\n\
+                 [server]\nadmin_token = {}\n\n\
+                 [[accounts]]\nname = \"berlin\"\ncompany_id = {COMPANY}\napi_key = {}\n",
+                toml_string(&db.url),
+                toml_string(&calcom.base_url()),
+                toml_string(ADMIN_TOKEN),
+                toml_string(API_KEY),
+            ),
+        );
+        Setup {
+            db,
+            calcom,
+            config,
+            _dir: dir,
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[]).await
+    }
+
+    async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let config = self.config.to_str().expect("UTF-8 temp path");
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        calsync(&all, env, &[API_KEY, ADMIN_TOKEN]).await
+    }
+
+    /// A haircut event type, imported by `calsync once`.
+    async fn imported_haircut(&self) -> (i64, ServiceId) {
+        let created = self.calcom.create_event_type(
+            API_KEY,
+            json!({"title": "Haircut", "slug": "haircut", "lengthInMinutes": 30}),
+        );
+        let et = created["id"].as_i64().expect("event type id");
+        let once = self.run(&["once"]).await;
+        assert_eq!(once.code, 0, "{once:?}");
+        let service = self
+            .db
+            .raw_services()
+            .await
+            .into_iter()
+            .find(|s| s.calcom_event_type_id == Some(et))
+            .expect("`once` imported the event type");
+        (et, ServiceId(service.id))
+    }
+
+    fn edit_in_calcom(&self, id: i64, fields: Value) {
+        assert!(
+            self.calcom.edit_event_type(id, fields),
+            "no event type {id}"
+        );
+    }
+
+    fn calcom_title(&self, id: i64) -> Value {
+        self.calcom.event_type(id).expect("event type exists")["title"].clone()
+    }
+}
+
+// ---------------------------------------------------------------- migrate
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_exits_0_and_is_idempotent() {
+    let setup = Setup::with_db(empty(TestBackend::Sqlite).await).await;
+
+    let first = setup.run(&["migrate"]).await;
+    let second = setup.run(&["migrate"]).await;
+
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains("applied calsync migrations"),
+        "{first:?}"
+    );
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("already current"), "{second:?}");
+    assert!(
+        setup
+            .db
+            .store
+            .migrations_current()
+            .await
+            .expect("reading migrations")
+    );
+}
+
+// ---------------------------------------------------------------- check-config
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_exits_0_and_prints_secrets_redacted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[database]\nurl = \"postgres://calsync:{DB_PASSWORD}@db.example:5432/platform\"\n\n\
+             [server]\nadmin_token = {}\n\n\
+             [[accounts]]\nname = \"berlin\"\ncompany_id = 1\napi_key = {}\n",
+            toml_string(ADMIN_TOKEN),
+            toml_string(API_KEY),
+        ),
+    );
+
+    let run = calsync(
+        &[
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+            "check-config",
+        ],
+        &[],
+        &[API_KEY, ADMIN_TOKEN, DB_PASSWORD],
+    )
+    .await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("db.example"), "{run:?}");
+    assert!(run.stdout.contains("[redacted]"), "{run:?}");
+    assert!(run.stdout.contains("name = \"berlin\""), "{run:?}");
+    assert!(run.stderr.contains("configuration is valid"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_exits_2_naming_an_unknown_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[sync]\nrepush_drifed = true\n\n[[accounts]]\nname = \"berlin\"\ncompany_id = 1\napi_key = {}\n",
+            toml_string(API_KEY)
+        ),
+    );
+
+    let run = calsync(
+        &[
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+            "check-config",
+        ],
+        &[],
+        &[API_KEY],
+    )
+    .await;
+
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("repush_drifed"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_exits_2_naming_the_key_of_a_bad_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[calcom]\nrequests_per_minute = 0\n\n[[accounts]]\nname = \"berlin\"\ncompany_id = 1\napi_key = {}\n",
+            toml_string(API_KEY)
+        ),
+    );
+
+    let run = calsync(
+        &[
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+            "check-config",
+        ],
+        &[],
+        &[API_KEY],
+    )
+    .await;
+
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("calcom.requests_per_minute"), "{run:?}");
+}
+
+// ---------------------------------------------------------------- once / plan / drift
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_exits_0_in_sync_and_1_on_drift_and_writes_nothing() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+
+    let in_sync = setup.run(&["plan"]).await;
+    assert_eq!(in_sync.code, 0, "{in_sync:?}");
+
+    setup.edit_in_calcom(et, json!({"title": "Haircut deluxe"}));
+    let rows = setup.db.raw_services().await;
+    let runs = setup.db.count("SELECT COUNT(*) FROM calsync_runs").await;
+    let drifted = setup.run(&["plan", "--format", "json"]).await;
+
+    assert_eq!(drifted.code, 1, "{drifted:?}");
+    let report = drifted.json();
+    assert_eq!(report["dry_run"], true);
+    let items = report["accounts"][0]["items"]
+        .as_array()
+        .expect("items")
+        .clone();
+    let drift = items
+        .iter()
+        .find(|i| i["action"] == "drift")
+        .unwrap_or_else(|| panic!("no drift item in {report:#}"));
+    assert_eq!(drift["service_id"], id.0);
+    assert_eq!(drift["event_type_id"], et);
+    assert_eq!(drift["fields"][0]["field"], "name");
+    assert_eq!(
+        setup.db.raw_services().await,
+        rows,
+        "plan wrote to services"
+    );
+    assert!(
+        setup
+            .db
+            .store
+            .open_drift(None)
+            .await
+            .expect("ledger")
+            .is_empty(),
+        "plan wrote to the ledger"
+    );
+    assert_eq!(
+        setup.db.count("SELECT COUNT(*) FROM calsync_runs").await,
+        runs,
+        "plan wrote a run"
+    );
+
+    // With drift already recorded, plan still leaves the ledger as it was.
+    assert_eq!(setup.run(&["once"]).await.code, 0);
+    let ledger = setup.db.store.open_drift(None).await.expect("ledger");
+    let rows = setup.db.raw_services().await;
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
+    assert_eq!(setup.run(&["plan"]).await.code, 1);
+    assert_eq!(
+        setup.db.store.open_drift(None).await.expect("ledger"),
+        ledger
+    );
+    assert_eq!(setup.db.raw_services().await, rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_records_drift_and_drift_json_lists_it() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"title": "Haircut deluxe"}));
+
+    let once = setup.run(&["once"]).await;
+    let drift = setup.run(&["drift", "--format", "json"]).await;
+
+    assert_eq!(once.code, 0, "drift is protection, not failure: {once:?}");
+    assert_eq!(drift.code, 0, "{drift:?}");
+    let entries = drift.json();
+    let entries = entries.as_array().expect("an array");
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let entry = entries[0].as_object().expect("an object");
+    for key in [
+        "service_id",
+        "calcom_event_type_id",
+        "field",
+        "platform_value",
+        "calcom_value",
+        "first_seen_at",
+        "last_seen_at",
+    ] {
+        assert!(entry.contains_key(key), "{key} missing from {entry:#?}");
+    }
+    assert_eq!(entry["service_id"], id.0);
+    assert_eq!(entry["calcom_event_type_id"], et);
+    assert_eq!(entry["field"], "name");
+    assert_eq!(
+        (
+            entry["platform_value"].clone(),
+            entry["calcom_value"].clone()
+        ),
+        (json!("Haircut"), json!("Haircut deluxe"))
+    );
+    assert_eq!(setup.db.raw_service(id).await.name, "Haircut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_2_on_an_unreadable_record() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 0}));
+
+    let once = setup.run(&["once"]).await;
+
+    assert_eq!(once.code, 2, "{once:?}");
+    assert!(
+        once.stdout.contains(&format!("event type {et}")),
+        "{once:?}"
+    );
+    assert_eq!(setup.db.raw_service(id).await.duration_minutes, 30);
+}
+
+// ---------------------------------------------------------------- push
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_service_exits_0_and_repairs_calcom() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"title": "Haircut deluxe"}));
+    assert_eq!(setup.run(&["once"]).await.code, 0);
+
+    let push = setup.run(&["push", "--service", &id.0.to_string()]).await;
+
+    assert_eq!(push.code, 0, "{push:?}");
+    assert!(push.stdout.contains("pushed name"), "{push:?}");
+    assert_eq!(setup.calcom_title(et), "Haircut");
+    assert_eq!(setup.db.raw_service(id).await.sync_status, "synced");
+}
+
+// ---------------------------------------------------------------- environment
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_overwrite_variable_makes_once_overwrite() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"title": "Haircut deluxe"}));
+
+    let once = setup
+        .run_with_env(&["once"], &[("CALCOM_ALLOW_OVERWRITES", "true")])
+        .await;
+
+    assert_eq!(once.code, 0, "{once:?}");
+    assert_eq!(setup.db.raw_service(id).await.name, "Haircut deluxe");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrites_stay_off_without_the_variable() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"title": "Haircut deluxe"}));
+
+    let once = setup.run(&["once"]).await;
+
+    assert_eq!(once.code, 0, "{once:?}");
+    assert_eq!(setup.db.raw_service(id).await.name, "Haircut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_override_turns_on_repush() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"title": "Haircut deluxe"}));
+
+    let once = setup
+        .run_with_env(&["once"], &[("CALSYNC_SYNC__REPUSH_DRIFTED", "true")])
+        .await;
+
+    assert_eq!(once.code, 0, "{once:?}");
+    assert_eq!(
+        setup.calcom_title(et),
+        "Haircut",
+        "the platform value went back to Cal.com"
+    );
+    assert_eq!(setup.db.raw_service(id).await.name, "Haircut");
+}
+
+// ---------------------------------------------------------------- demo
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_exits_0_and_shows_protection() {
+    let run = calsync(&["demo"], &[], &[DEMO_API_KEY]).await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("PROTECTION"), "{run:?}");
+}

@@ -2,8 +2,8 @@
 //! Each `backend_tests!` scenario becomes `<scenario>::{sqlite, postgres, mariadb}`.
 
 use calsync::domain::{
-    BusinessValues, Currency, EventTypeId, Field, Money, Policy, Resolution, ServiceId,
-    SyncStatus, TeamId,
+    BusinessValues, Currency, EventTypeId, Field, Money, Policy, Resolution, ServiceId, SyncStatus,
+    TeamId,
 };
 use calsync::store::{
     AccountScope, AccountWrite, Backend, Confirmation, DriftObservation, DriftResolution,
@@ -54,22 +54,25 @@ async fn business(db: &TestDb, id: ServiceId) -> BusinessValues {
 
 // ---------------------------------------------------------------- migrations
 
-backend_tests!(migrating_twice_is_idempotent, |backend: TestBackend| async move {
-    let db = empty(backend).await;
-    assert!(!db.store.migrations_current().await.unwrap());
+backend_tests!(
+    migrating_twice_is_idempotent,
+    |backend: TestBackend| async move {
+        let db = empty(backend).await;
+        assert!(!db.store.migrations_current().await.unwrap());
 
-    let first = db.store.migrate().await.unwrap();
-    assert_eq!(first.applied, [1, 2]);
-    assert_eq!(first.services, ServicesTable::Created);
-    let ddl = db.services_ddl().await;
+        let first = db.store.migrate().await.unwrap();
+        assert_eq!(first.applied, [1, 2]);
+        assert_eq!(first.services, ServicesTable::Created);
+        let ddl = db.services_ddl().await;
 
-    let second = db.store.migrate().await.unwrap();
-    assert!(second.applied.is_empty(), "{second:?}");
-    assert_eq!(second.services, ServicesTable::Verified);
-    assert!(db.store.migrations_current().await.unwrap());
-    assert_eq!(db.services_ddl().await, ddl);
-    assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 2);
-});
+        let second = db.store.migrate().await.unwrap();
+        assert!(second.applied.is_empty(), "{second:?}");
+        assert_eq!(second.services, ServicesTable::Verified);
+        assert!(db.store.migrations_current().await.unwrap());
+        assert_eq!(db.services_ddl().await, ddl);
+        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 2);
+    }
+);
 
 /// A platform table in the style each platform stack tends to create: other
 /// integer widths, `timestamptz`, an ENUM status, extra columns.
@@ -153,40 +156,52 @@ fn platform_table(backend: TestBackend) -> &'static str {
     }
 }
 
-backend_tests!(migrating_leaves_an_existing_platform_table_unchanged, |backend: TestBackend| async move {
-    let db = empty(backend).await;
-    db.exec_script(platform_table(backend)).await;
-    let before = db.services_ddl().await;
+backend_tests!(
+    migrating_leaves_an_existing_platform_table_unchanged,
+    |backend: TestBackend| async move {
+        let db = empty(backend).await;
+        db.exec_script(platform_table(backend)).await;
+        let before = db.services_ddl().await;
 
-    let report = db.store.migrate().await.unwrap();
+        let report = db.store.migrate().await.unwrap();
 
-    assert_eq!(report.services, ServicesTable::Verified);
-    assert_eq!(db.services_ddl().await, before, "the platform table was altered");
-    // And calsync works on it: import, read back, confirm.
-    let now = at("2024-05-01 10:00:00");
-    let mut write = AccountWrite::new("acme", now);
-    write.imports = vec![import(7, 70, values("Cut", 45, eur(4550)))];
-    let outcome = db.store.apply(write).await.unwrap();
-    let (_, id) = outcome.imported[0];
-    let linked = db.store.service(id).await.unwrap().unwrap();
-    assert_eq!(linked.service.values, values("Cut", 45, eur(4550)));
-    assert_eq!(linked.service.last_calcom_sync, Some(now));
-    assert_eq!(linked.service.sync_status, SyncStatus::Synced);
-    let mut write = AccountWrite::new("acme", at("2024-05-01 11:00:00"));
-    write.confirmations = vec![Confirmation { id, expected: values("Cut", 45, eur(4550)) }];
-    assert_eq!(db.store.apply(write).await.unwrap().confirmed, 1);
-    assert_eq!(db.raw_service(id).await.price, "45.50");
-});
+        assert_eq!(report.services, ServicesTable::Verified);
+        assert_eq!(
+            db.services_ddl().await,
+            before,
+            "the platform table was altered"
+        );
+        // And calsync works on it: import, read back, confirm.
+        let now = at("2024-05-01 10:00:00");
+        let mut write = AccountWrite::new("acme", now);
+        write.imports = vec![import(7, 70, values("Cut", 45, eur(4550)))];
+        let outcome = db.store.apply(write).await.unwrap();
+        let (_, id) = outcome.imported[0];
+        let linked = db.store.service(id).await.unwrap().unwrap();
+        assert_eq!(linked.service.values, values("Cut", 45, eur(4550)));
+        assert_eq!(linked.service.last_calcom_sync, Some(now));
+        assert_eq!(linked.service.sync_status, SyncStatus::Synced);
+        let mut write = AccountWrite::new("acme", at("2024-05-01 11:00:00"));
+        write.confirmations = vec![Confirmation {
+            id,
+            expected: values("Cut", 45, eur(4550)),
+        }];
+        assert_eq!(db.store.apply(write).await.unwrap().confirmed, 1);
+        assert_eq!(db.raw_service(id).await.price, "45.50");
+    }
+);
 
-backend_tests!(verifying_an_incompatible_table_lists_every_problem, |backend: TestBackend| async move {
-    let db = empty(backend).await;
-    let id = match backend {
-        TestBackend::Sqlite => "INTEGER PRIMARY KEY",
-        TestBackend::Postgres => "SERIAL PRIMARY KEY",
-        TestBackend::MariaDb => "INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY",
-    };
-    db.exec(&format!(
-        "CREATE TABLE services (
+backend_tests!(
+    verifying_an_incompatible_table_lists_every_problem,
+    |backend: TestBackend| async move {
+        let db = empty(backend).await;
+        let id = match backend {
+            TestBackend::Sqlite => "INTEGER PRIMARY KEY",
+            TestBackend::Postgres => "SERIAL PRIMARY KEY",
+            TestBackend::MariaDb => "INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY",
+        };
+        db.exec(&format!(
+            "CREATE TABLE services (
             id {id},
             company_id INTEGER NOT NULL,
             branch_id INTEGER NULL,
@@ -203,77 +218,100 @@ backend_tests!(verifying_an_incompatible_table_lists_every_problem, |backend: Te
             created_at TIMESTAMP NULL,
             updated_at TIMESTAMP NULL
         )"
-    ))
-    .await;
+        ))
+        .await;
 
-    let Err(StoreError::IncompatibleSchema { problems }) = db.store.migrate().await else {
-        panic!("an incompatible services table must fail migrate");
-    };
-    assert_eq!(
-        problems,
-        [
-            "services.price is text, expected a decimal/numeric type",
-            "services.sync_status is missing",
-            "services.sync_error is missing",
-            "services.calcom_event_type_id has no unique index (calsync relies on it to import each event type once)",
-        ]
-    );
-    let err = db.store.verify_services().await.unwrap_err();
-    assert_eq!(err.kind(), "incompatible_schema");
-    assert!(err.to_string().contains("services.price is text") && err.to_string().contains("services.sync_error is missing"));
-});
+        let Err(StoreError::IncompatibleSchema { problems }) = db.store.migrate().await else {
+            panic!("an incompatible services table must fail migrate");
+        };
+        assert_eq!(
+            problems,
+            [
+                "services.price is text, expected a decimal/numeric type",
+                "services.sync_status is missing",
+                "services.sync_error is missing",
+                "services.calcom_event_type_id has no unique index (calsync relies on it to import each event type once)",
+            ]
+        );
+        let err = db.store.verify_services().await.unwrap_err();
+        assert_eq!(err.kind(), "incompatible_schema");
+        assert!(
+            err.to_string().contains("services.price is text")
+                && err.to_string().contains("services.sync_error is missing")
+        );
+    }
+);
 
-backend_tests!(verifying_without_a_services_table_says_so, |backend: TestBackend| async move {
-    let db = empty(backend).await;
-    let Err(StoreError::IncompatibleSchema { problems }) = db.store.verify_services().await else {
-        panic!("a missing table must fail verification");
-    };
-    assert_eq!(problems, ["table services does not exist"]);
-});
+backend_tests!(
+    verifying_without_a_services_table_says_so,
+    |backend: TestBackend| async move {
+        let db = empty(backend).await;
+        let Err(StoreError::IncompatibleSchema { problems }) = db.store.verify_services().await
+        else {
+            panic!("a missing table must fail verification");
+        };
+        assert_eq!(problems, ["table services does not exist"]);
+    }
+);
 
 // ---------------------------------------------------------------- imports
 
-backend_tests!(imports_are_inserted_once_when_passes_race, |db| async move {
-    let now = at("2024-05-01 10:00:00");
-    for round in 0..3_i64 {
-        let ids: Vec<i64> = (round * 100 + 1..=round * 100 + 40).collect();
-        let write = |account: &str, reversed: bool| {
-            let mut w = AccountWrite::new(account, now);
-            w.imports = ids
+backend_tests!(
+    imports_are_inserted_once_when_passes_race,
+    |db| async move {
+        let now = at("2024-05-01 10:00:00");
+        for round in 0..3_i64 {
+            let ids: Vec<i64> = (round * 100 + 1..=round * 100 + 40).collect();
+            let write = |account: &str, reversed: bool| {
+                let mut w = AccountWrite::new(account, now);
+                w.imports = ids
+                    .iter()
+                    .map(|id| import(1, *id, values(&format!("Service {id}"), 30, eur(1000))))
+                    .collect();
+                if reversed {
+                    w.imports.reverse();
+                }
+                w
+            };
+            let (a, b) = (db.store.clone(), db.store.clone());
+            let (wa, wb) = (write("a", false), write("b", true));
+            let (a, b) = tokio::join!(
+                tokio::spawn(async move { a.apply(wa).await }),
+                tokio::spawn(async move { b.apply(wb).await })
+            );
+            let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+            let mut imported: Vec<i64> = a
+                .imported
                 .iter()
-                .map(|id| import(1, *id, values(&format!("Service {id}"), 30, eur(1000))))
+                .chain(&b.imported)
+                .map(|(et, _)| et.0)
                 .collect();
-            if reversed {
-                w.imports.reverse();
-            }
-            w
-        };
-        let (a, b) = (db.store.clone(), db.store.clone());
-        let (wa, wb) = (write("a", false), write("b", true));
-        let (a, b) = tokio::join!(
-            tokio::spawn(async move { a.apply(wa).await }),
-            tokio::spawn(async move { b.apply(wb).await })
-        );
-        let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
-        let mut imported: Vec<i64> = a.imported.iter().chain(&b.imported).map(|(et, _)| et.0).collect();
-        imported.sort();
-        assert_eq!(imported, ids, "round {round}: every event type imported exactly once");
-    }
-    assert_eq!(db.count("SELECT COUNT(*) FROM services").await, 120);
+            imported.sort();
+            assert_eq!(
+                imported, ids,
+                "round {round}: every event type imported exactly once"
+            );
+        }
+        assert_eq!(db.count("SELECT COUNT(*) FROM services").await, 120);
 
-    // A later import of a linked event type inserts nothing.
-    let mut again = AccountWrite::new("a", now);
-    again.imports = vec![import(1, 1, values("Service 1", 30, eur(1000)))];
-    assert!(db.store.apply(again).await.unwrap().imported.is_empty());
-});
+        // A later import of a linked event type inserts nothing.
+        let mut again = AccountWrite::new("a", now);
+        again.imports = vec![import(1, 1, values("Service 1", 30, eur(1000)))];
+        assert!(db.store.apply(again).await.unwrap().imported.is_empty());
+    }
+);
 
 backend_tests!(imports_store_exact_values, |db| async move {
     let now = at("2024-05-01 10:00:00");
-    let emoji = values("Corte ✂️ 💇‍♀️ & barba", 45, eur(12_345_678_99));
+    let emoji = values("Corte ✂️ 💇‍♀️ & barba", 45, eur(1_234_567_899));
     let rtl = BusinessValues {
         description: Some("قص الشعر مع تصفيف — שיער 🧔".into()),
         is_online: false,
-        ..values("تصفيف الشعر", 60, Money::new(1, Currency::parse("usd").unwrap()))
+        ..values(
+            "تصفيف الشعر",
+            60,
+            Money::new(1, Currency::parse("usd").unwrap()),
+        )
     };
     let mut write = AccountWrite::new("acme", now);
     write.imports = vec![import(3, 301, emoji.clone()), import(3, 302, rtl.clone())];
@@ -297,30 +335,63 @@ backend_tests!(imports_store_exact_values, |db| async move {
     let raw = db.raw_service(id_of(302)).await;
     assert_eq!(raw.price, "0.01");
     assert_eq!(raw.currency, "USD");
-    assert_eq!(raw.description.as_deref(), Some("قص الشعر مع تصفيف — שיער 🧔"));
+    assert_eq!(
+        raw.description.as_deref(),
+        Some("قص الشعر مع تصفيف — שיער 🧔")
+    );
 });
 
 backend_tests!(prices_read_back_as_exact_hundredths, |db| async move {
-    for (i, cents) in [0_i64, 1, 10, 99, 4550, 12_345_678_99, 99_999_999_99].into_iter().enumerate() {
+    for (i, cents) in [0_i64, 1, 10, 99, 4550, 1_234_567_899, 9_999_999_999]
+        .into_iter()
+        .enumerate()
+    {
         let id = db
-            .insert_service(&PlatformService::new(1, &format!("p{i}")).price(cents, "EUR").event_type(900 + i as i64))
+            .insert_service(
+                &PlatformService::new(1, &format!("p{i}"))
+                    .price(cents, "EUR")
+                    .event_type(900 + i as i64),
+            )
             .await;
-        assert_eq!(business(&db, id).await.price, eur(cents), "{cents} hundredths");
+        assert_eq!(
+            business(&db, id).await.price,
+            eur(cents),
+            "{cents} hundredths"
+        );
     }
 });
 
 // ---------------------------------------------------------------- status writes
 
 backend_tests!(metadata_keeps_pending_rows_pending, |db| async move {
-    let pending = db.insert_service(&PlatformService::new(1, "Edited").event_type(1).status("pending")).await;
-    let synced = db.insert_service(&PlatformService::new(1, "Quiet").event_type(2).status("synced")).await;
-    let before = (db.raw_service(pending).await.business(), db.raw_service(synced).await.business());
+    let pending = db
+        .insert_service(
+            &PlatformService::new(1, "Edited")
+                .event_type(1)
+                .status("pending"),
+        )
+        .await;
+    let synced = db
+        .insert_service(
+            &PlatformService::new(1, "Quiet")
+                .event_type(2)
+                .status("synced"),
+        )
+        .await;
+    let before = (
+        db.raw_service(pending).await.business(),
+        db.raw_service(synced).await.business(),
+    );
     let now = at("2024-05-02 08:30:00");
 
     let mut write = AccountWrite::new("acme", now);
     write.metadata = [pending, synced]
         .into_iter()
-        .map(|id| MetadataUpdate { id, status: SyncStatus::Error, error: Some("Cal.com said 500".into()) })
+        .map(|id| MetadataUpdate {
+            id,
+            status: SyncStatus::Error,
+            error: Some("Cal.com said 500".into()),
+        })
         .collect();
     db.store.apply(write).await.unwrap();
 
@@ -331,91 +402,202 @@ backend_tests!(metadata_keeps_pending_rows_pending, |db| async move {
         assert_eq!(row.sync_error.as_deref(), Some("Cal.com said 500"));
         assert_eq!(row.last_calcom_sync, Some(now));
     }
-    assert_eq!((p.business(), s.business()), before, "business columns untouched");
+    assert_eq!(
+        (p.business(), s.business()),
+        before,
+        "business columns untouched"
+    );
 
     let mut write = AccountWrite::new("acme", now);
-    write.metadata = vec![MetadataUpdate { id: synced, status: SyncStatus::Synced, error: None }];
+    write.metadata = vec![MetadataUpdate {
+        id: synced,
+        status: SyncStatus::Synced,
+        error: None,
+    }];
     db.store.apply(write).await.unwrap();
     let s = db.raw_service(synced).await;
     assert_eq!((s.sync_status.as_str(), s.sync_error), ("synced", None));
 });
 
-backend_tests!(confirmations_apply_only_while_the_row_is_unchanged, |db| async move {
-    let pushed = db.insert_service(&PlatformService::new(1, "Cut").duration(45).price(3000, "EUR").event_type(1).status("pending")).await;
-    let edited = db.insert_service(&PlatformService::new(1, "Colour").duration(90).event_type(2).status("pending")).await;
-    // Stored as '' and lower-case currency: still equal to what was read.
-    let loose = db.insert_service(&PlatformService::new(1, "Beard").description("").price(1500, "eur").event_type(3).status("pending")).await;
-    let snapshot = [business(&db, pushed).await, business(&db, edited).await, business(&db, loose).await];
-    assert_eq!(snapshot[2].description, None);
-    assert_eq!(snapshot[2].price, eur(1500));
+backend_tests!(
+    confirmations_apply_only_while_the_row_is_unchanged,
+    |db| async move {
+        let pushed = db
+            .insert_service(
+                &PlatformService::new(1, "Cut")
+                    .duration(45)
+                    .price(3000, "EUR")
+                    .event_type(1)
+                    .status("pending"),
+            )
+            .await;
+        let edited = db
+            .insert_service(
+                &PlatformService::new(1, "Colour")
+                    .duration(90)
+                    .event_type(2)
+                    .status("pending"),
+            )
+            .await;
+        // Stored as '' and lower-case currency: still equal to what was read.
+        let loose = db
+            .insert_service(
+                &PlatformService::new(1, "Beard")
+                    .description("")
+                    .price(1500, "eur")
+                    .active(false)
+                    .online(false)
+                    .event_type(3)
+                    .status("pending"),
+            )
+            .await;
+        let snapshot = [
+            business(&db, pushed).await,
+            business(&db, edited).await,
+            business(&db, loose).await,
+        ];
+        assert_eq!(snapshot[2].description, None);
+        assert_eq!(snapshot[2].price, eur(1500));
 
-    // The platform edits one row after the pass read it.
-    db.exec(&format!("UPDATE services SET name = 'Colour & gloss' WHERE id = {}", edited.0)).await;
-    let now = at("2024-05-03 09:00:00");
-    let mut write = AccountWrite::new("acme", now);
-    write.confirmations = [pushed, edited, loose]
-        .into_iter()
-        .zip(snapshot)
-        .map(|(id, expected)| Confirmation { id, expected })
-        .collect();
-    let outcome = db.store.apply(write).await.unwrap();
+        // The platform edits one row after the pass read it.
+        db.exec(&format!(
+            "UPDATE services SET name = 'Colour & gloss' WHERE id = {}",
+            edited.0
+        ))
+        .await;
+        let now = at("2024-05-03 09:00:00");
+        let mut write = AccountWrite::new("acme", now);
+        write.confirmations = [pushed, edited, loose]
+            .into_iter()
+            .zip(snapshot)
+            .map(|(id, expected)| Confirmation { id, expected })
+            .collect();
+        let outcome = db.store.apply(write).await.unwrap();
 
-    assert_eq!((outcome.confirmed, outcome.confirmation_conflicts), (2, 1));
-    for id in [pushed, loose] {
-        let row = db.raw_service(id).await;
-        assert_eq!((row.sync_status.as_str(), row.sync_error, row.last_calcom_sync), ("synced", None, Some(now)));
+        assert_eq!((outcome.confirmed, outcome.confirmation_conflicts), (2, 1));
+        for id in [pushed, loose] {
+            let row = db.raw_service(id).await;
+            assert_eq!(
+                (
+                    row.sync_status.as_str(),
+                    row.sync_error,
+                    row.last_calcom_sync
+                ),
+                ("synced", None, Some(now))
+            );
+        }
+        let row = db.raw_service(edited).await;
+        assert_eq!(
+            row.sync_status, "pending",
+            "the platform's edit still needs a push"
+        );
+        assert_eq!(row.name, "Colour & gloss");
+        assert_eq!(row.last_calcom_sync, None);
     }
-    let row = db.raw_service(edited).await;
-    assert_eq!(row.sync_status, "pending", "the platform's edit still needs a push");
-    assert_eq!(row.name, "Colour & gloss");
-    assert_eq!(row.last_calcom_sync, None);
-});
+);
 
-backend_tests!(confirmations_notice_case_only_and_emoji_edits, |db| async move {
-    let id = db.insert_service(&PlatformService::new(1, "Corte 💇").event_type(1).status("pending")).await;
-    let expected = business(&db, id).await;
-    db.exec(&format!("UPDATE services SET name = 'CORTE 💇' WHERE id = {}", id.0)).await;
-    let mut write = AccountWrite::new("acme", at("2024-05-03 09:00:00"));
-    write.confirmations = vec![Confirmation { id, expected }];
-    let outcome = db.store.apply(write).await.unwrap();
-    assert_eq!((outcome.confirmed, outcome.confirmation_conflicts), (0, 1));
-});
+backend_tests!(
+    confirmations_notice_case_only_and_emoji_edits,
+    |db| async move {
+        let id = db
+            .insert_service(
+                &PlatformService::new(1, "Corte 💇")
+                    .event_type(1)
+                    .status("pending"),
+            )
+            .await;
+        let expected = business(&db, id).await;
+        db.exec(&format!(
+            "UPDATE services SET name = 'CORTE 💇' WHERE id = {}",
+            id.0
+        ))
+        .await;
+        let mut write = AccountWrite::new("acme", at("2024-05-03 09:00:00"));
+        write.confirmations = vec![Confirmation { id, expected }];
+        let outcome = db.store.apply(write).await.unwrap();
+        assert_eq!((outcome.confirmed, outcome.confirmation_conflicts), (0, 1));
+    }
+);
 
-backend_tests!(overwrites_are_guarded_by_expected_values_and_pending, |db| async move {
-    let clean = db.insert_service(&PlatformService::new(1, "Massage").duration(60).price(7000, "EUR").event_type(1).status("synced")).await;
-    let pending = db.insert_service(&PlatformService::new(1, "Nails").duration(30).event_type(2).status("pending")).await;
-    let edited = db.insert_service(&PlatformService::new(1, "Brows").duration(20).event_type(3).status("synced")).await;
-    let expected: Vec<BusinessValues> = [business(&db, clean).await, business(&db, pending).await, business(&db, edited).await].into();
-    db.exec(&format!("UPDATE services SET duration_minutes = 25 WHERE id = {}", edited.0)).await;
-    let untouched = (db.raw_service(pending).await, db.raw_service(edited).await);
+backend_tests!(
+    overwrites_are_guarded_by_expected_values_and_pending,
+    |db| async move {
+        let clean = db
+            .insert_service(
+                &PlatformService::new(1, "Massage")
+                    .duration(60)
+                    .price(7000, "EUR")
+                    .event_type(1)
+                    .status("synced"),
+            )
+            .await;
+        let pending = db
+            .insert_service(
+                &PlatformService::new(1, "Nails")
+                    .duration(30)
+                    .event_type(2)
+                    .status("pending"),
+            )
+            .await;
+        let edited = db
+            .insert_service(
+                &PlatformService::new(1, "Brows")
+                    .duration(20)
+                    .event_type(3)
+                    .status("synced"),
+            )
+            .await;
+        let expected: Vec<BusinessValues> = [
+            business(&db, clean).await,
+            business(&db, pending).await,
+            business(&db, edited).await,
+        ]
+        .into();
+        db.exec(&format!(
+            "UPDATE services SET duration_minutes = 25 WHERE id = {}",
+            edited.0
+        ))
+        .await;
+        let untouched = (db.raw_service(pending).await, db.raw_service(edited).await);
 
-    let calcom = BusinessValues {
-        description: Some("Deep tissue 🌿".into()),
-        is_online: false,
-        ..values("Massage (Cal.com)", 75, eur(12_345_678_99))
-    };
-    let now = at("2024-05-04 12:00:00");
-    let grant = Policy { allow_calcom_overwrites: true, ..Policy::default() }
+        let calcom = BusinessValues {
+            description: Some("Deep tissue 🌿".into()),
+            is_online: false,
+            ..values("Massage (Cal.com)", 75, eur(1_234_567_899))
+        };
+        let now = at("2024-05-04 12:00:00");
+        let grant = Policy {
+            allow_calcom_overwrites: true,
+            ..Policy::default()
+        }
         .overwrite_grant()
         .expect("the policy grants overwrites");
-    let mut write = AccountWrite::new("acme", now);
-    write.overwrites = Some(Overwrites::new(
-        grant,
-        [clean, pending, edited]
-            .into_iter()
-            .zip(expected)
-            .map(|(id, expected)| Overwrite { id, expected, new: calcom.clone() })
-            .collect(),
-    ));
-    let outcome = db.store.apply(write).await.unwrap();
+        let mut write = AccountWrite::new("acme", now);
+        write.overwrites = Some(Overwrites::new(
+            grant,
+            [clean, pending, edited]
+                .into_iter()
+                .zip(expected)
+                .map(|(id, expected)| Overwrite {
+                    id,
+                    expected,
+                    new: calcom.clone(),
+                })
+                .collect(),
+        ));
+        let outcome = db.store.apply(write).await.unwrap();
 
-    assert_eq!(outcome.overwritten, 1);
-    assert_eq!(business(&db, clean).await, calcom);
-    let row = db.raw_service(clean).await;
-    assert_eq!((row.price.as_str(), row.sync_status.as_str(), row.updated_at), ("12345678.99", "synced", Some(now)));
-    assert_eq!(db.raw_service(pending).await, untouched.0);
-    assert_eq!(db.raw_service(edited).await, untouched.1);
-});
+        assert_eq!(outcome.overwritten, 1);
+        assert_eq!(business(&db, clean).await, calcom);
+        let row = db.raw_service(clean).await;
+        assert_eq!(
+            (row.price.as_str(), row.sync_status.as_str(), row.updated_at),
+            ("12345678.99", "synced", Some(now))
+        );
+        assert_eq!(db.raw_service(pending).await, untouched.0);
+        assert_eq!(db.raw_service(edited).await, untouched.1);
+    }
+);
 
 // ---------------------------------------------------------------- drift ledger
 
@@ -438,7 +620,11 @@ backend_tests!(drift_entries_open_count_and_close, |db| async move {
     let t4 = at("2024-06-01 13:00:00");
 
     let mut w = AccountWrite::new("acme", t1);
-    w.drift_upserts = vec![seen(a, Field::DurationMinutes, "45"), seen(a, Field::Name, "x"), seen(b, Field::Price, "1.00 EUR")];
+    w.drift_upserts = vec![
+        seen(a, Field::DurationMinutes, "45"),
+        seen(a, Field::Name, "x"),
+        seen(b, Field::Price, "1.00 EUR"),
+    ];
     db.store.apply(w).await.unwrap();
     let mut w = AccountWrite::new("acme", t2);
     w.drift_upserts = vec![seen(a, Field::DurationMinutes, "50")];
@@ -446,42 +632,87 @@ backend_tests!(drift_entries_open_count_and_close, |db| async move {
 
     let open = db.store.open_drift(Some("acme")).await.unwrap();
     let keys: Vec<(i64, Field)> = open.iter().map(|d| (d.service_id.0, d.field)).collect();
-    assert_eq!(keys, [(4, Field::Price), (10, Field::Name), (10, Field::DurationMinutes)]);
+    assert_eq!(
+        keys,
+        [
+            (4, Field::Price),
+            (10, Field::Name),
+            (10, Field::DurationMinutes)
+        ]
+    );
     let duration = &open[2];
-    assert_eq!((duration.times_seen, duration.first_seen_at, duration.last_seen_at), (2, t1, t2));
-    assert_eq!((duration.platform_value.as_str(), duration.calcom_value.as_str()), ("60", "50"));
+    assert_eq!(
+        (
+            duration.times_seen,
+            duration.first_seen_at,
+            duration.last_seen_at
+        ),
+        (2, t1, t2)
+    );
+    assert_eq!(
+        (
+            duration.platform_value.as_str(),
+            duration.calcom_value.as_str()
+        ),
+        ("60", "50")
+    );
     assert_eq!(duration.calcom_event_type_id, EventTypeId(510));
     assert!(db.store.open_drift(Some("other")).await.unwrap().is_empty());
     assert_eq!(db.store.open_drift(None).await.unwrap().len(), 3);
 
     let mut w = AccountWrite::new("acme", t3);
     w.drift_resolutions = vec![
-        DriftResolution { service_id: a, field: Field::DurationMinutes, resolution: Resolution::Agreed },
-        DriftResolution { service_id: b, field: Field::Price, resolution: Resolution::Orphaned },
+        DriftResolution {
+            service_id: a,
+            field: Field::DurationMinutes,
+            resolution: Resolution::Agreed,
+        },
+        DriftResolution {
+            service_id: b,
+            field: Field::Price,
+            resolution: Resolution::Orphaned,
+        },
     ];
     db.store.apply(w).await.unwrap();
     let open = db.store.drift_for_service(a).await.unwrap();
-    assert_eq!(open.iter().map(|d| d.field).collect::<Vec<_>>(), [Field::Name]);
+    assert_eq!(
+        open.iter().map(|d| d.field).collect::<Vec<_>>(),
+        [Field::Name]
+    );
 
     // Seen again after it was resolved: a new entry, history kept.
     let mut w = AccountWrite::new("acme", t4);
     w.drift_upserts = vec![seen(a, Field::DurationMinutes, "55")];
     db.store.apply(w).await.unwrap();
     let open = db.store.drift_for_service(a).await.unwrap();
-    let again = open.iter().find(|d| d.field == Field::DurationMinutes).unwrap();
+    let again = open
+        .iter()
+        .find(|d| d.field == Field::DurationMinutes)
+        .unwrap();
     assert_eq!((again.times_seen, again.first_seen_at), (1, t4));
     let history = db.store.drift_history(a).await.unwrap();
-    let durations: Vec<_> = history.iter().filter(|d| d.entry.field == Field::DurationMinutes).collect();
+    let durations: Vec<_> = history
+        .iter()
+        .filter(|d| d.entry.field == Field::DurationMinutes)
+        .collect();
     assert_eq!(durations.len(), 2);
-    assert_eq!((durations[0].resolution, durations[0].resolved_at), (Some(Resolution::Agreed), Some(t3)));
+    assert_eq!(
+        (durations[0].resolution, durations[0].resolved_at),
+        (Some(Resolution::Agreed), Some(t3))
+    );
     assert_eq!(durations[0].entry.times_seen, 2);
-    assert_eq!((durations[1].resolution, durations[1].resolved_at), (None, None));
+    assert_eq!(
+        (durations[1].resolution, durations[1].resolved_at),
+        (None, None)
+    );
 });
 
 // ---------------------------------------------------------------- registry and scope
 
 backend_tests!(registry_upserts_follow_the_event_type, |db| async move {
-    let id = db.insert_service(&PlatformService::new(1, "Cut").event_type(77)).await;
+    let id = db
+        .insert_service(&PlatformService::new(1, "Cut").event_type(77))
+        .await;
     assert_eq!(db.store.service(id).await.unwrap().unwrap().registry, None);
 
     let entry = |account: &str, team: Option<i64>| RegistryEntry {
@@ -492,59 +723,126 @@ backend_tests!(registry_upserts_follow_the_event_type, |db| async move {
     let mut w = AccountWrite::new("acme", at("2024-06-01 10:00:00"));
     w.registry = vec![entry("acme", None)];
     db.store.apply(w).await.unwrap();
-    assert_eq!(db.store.service(id).await.unwrap().unwrap().registry, Some(entry("acme", None)));
+    assert_eq!(
+        db.store.service(id).await.unwrap().unwrap().registry,
+        Some(entry("acme", None))
+    );
 
     let mut w = AccountWrite::new("salon-team", at("2024-06-02 10:00:00"));
     w.registry = vec![entry("salon-team", Some(5))];
     db.store.apply(w).await.unwrap();
-    assert_eq!(db.store.service(id).await.unwrap().unwrap().registry, Some(entry("salon-team", Some(5))));
-    assert_eq!(db.count("SELECT COUNT(*) FROM calsync_event_types").await, 1);
+    assert_eq!(
+        db.store.service(id).await.unwrap().unwrap().registry,
+        Some(entry("salon-team", Some(5)))
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM calsync_event_types").await,
+        1
+    );
 });
 
-backend_tests!(loading_an_account_reads_listed_and_scoped_services, |db| async move {
-    let s = |company: i64, name: &str| PlatformService::new(company, name);
-    let listed_own = db.insert_service(&s(1, "listed, registered here").event_type(11)).await;
-    let listed_foreign = db.insert_service(&s(2, "listed, other company").event_type(21)).await;
-    let registered = db.insert_service(&s(1, "registered here, not listed").event_type(31)).await;
-    let unregistered = db.insert_service(&s(1, "own company, never registered").event_type(41)).await;
-    db.insert_service(&s(1, "registered to another account").event_type(51)).await;
-    db.insert_service(&s(1, "not linked")).await;
-    db.insert_service(&s(3, "other company, never registered").event_type(71)).await;
-    let reg = |id: i64, account: &str| RegistryEntry { event_type_id: EventTypeId(id), account: account.into(), team_id: None };
-    let mut w = AccountWrite::new("acme", at("2024-06-01 10:00:00"));
-    w.registry = vec![reg(11, "acme"), reg(31, "acme"), reg(51, "other")];
-    w.drift_upserts = vec![seen(registered, Field::Name, "x")];
-    db.store.apply(w).await.unwrap();
-    let mut w = AccountWrite::new("other", at("2024-06-01 10:00:00"));
-    w.drift_upserts = vec![seen(listed_foreign, Field::Name, "y")];
-    db.store.apply(w).await.unwrap();
+backend_tests!(
+    loading_an_account_reads_listed_and_scoped_services,
+    |db| async move {
+        let s = |company: i64, name: &str| PlatformService::new(company, name);
+        let listed_own = db
+            .insert_service(&s(1, "listed, registered here").event_type(11))
+            .await;
+        let listed_foreign = db
+            .insert_service(&s(2, "listed, other company").event_type(21))
+            .await;
+        let registered = db
+            .insert_service(&s(1, "registered here, not listed").event_type(31))
+            .await;
+        let unregistered = db
+            .insert_service(&s(1, "own company, never registered").event_type(41))
+            .await;
+        db.insert_service(&s(1, "registered to another account").event_type(51))
+            .await;
+        db.insert_service(&s(1, "not linked")).await;
+        db.insert_service(&s(3, "other company, never registered").event_type(71))
+            .await;
+        let reg = |id: i64, account: &str| RegistryEntry {
+            event_type_id: EventTypeId(id),
+            account: account.into(),
+            team_id: None,
+        };
+        let mut w = AccountWrite::new("acme", at("2024-06-01 10:00:00"));
+        w.registry = vec![reg(11, "acme"), reg(31, "acme"), reg(51, "other")];
+        w.drift_upserts = vec![seen(registered, Field::Name, "x")];
+        db.store.apply(w).await.unwrap();
+        let mut w = AccountWrite::new("other", at("2024-06-01 10:00:00"));
+        w.drift_upserts = vec![seen(listed_foreign, Field::Name, "y")];
+        db.store.apply(w).await.unwrap();
 
-    let listed = [EventTypeId(11), EventTypeId(21), EventTypeId(999)];
-    let snapshot = db
-        .store
-        .load_account(AccountScope { account: "acme", company_id: 1, listed: &listed })
-        .await
-        .unwrap();
+        let listed = [EventTypeId(11), EventTypeId(21), EventTypeId(999)];
+        let snapshot = db
+            .store
+            .load_account(AccountScope {
+                account: "acme",
+                company_id: 1,
+                listed: &listed,
+            })
+            .await
+            .unwrap();
 
-    let ids: Vec<ServiceId> = snapshot.services.iter().map(|l| l.service.id).collect();
-    assert_eq!(ids, [listed_own, listed_foreign, registered, unregistered]);
-    assert_eq!(snapshot.services[0].registry.as_ref().map(|r| r.account.as_str()), Some("acme"));
-    assert_eq!(snapshot.services[1].registry, None);
-    assert_eq!(snapshot.open_drift.len(), 1);
-    assert_eq!(snapshot.open_drift[0].service_id, registered);
-});
+        let ids: Vec<ServiceId> = snapshot.services.iter().map(|l| l.service.id).collect();
+        assert_eq!(ids, [listed_own, listed_foreign, registered, unregistered]);
+        assert_eq!(
+            snapshot.services[0]
+                .registry
+                .as_ref()
+                .map(|r| r.account.as_str()),
+            Some("acme")
+        );
+        assert_eq!(snapshot.services[1].registry, None);
+        assert_eq!(snapshot.open_drift.len(), 1);
+        assert_eq!(snapshot.open_drift[0].service_id, registered);
+    }
+);
 
 backend_tests!(unknown_status_words_read_as_never, |db| async move {
-    let id = db.insert_service(&PlatformService::new(1, "Odd").event_type(1).status("archived")).await;
-    assert_eq!(db.store.service(id).await.unwrap().unwrap().service.sync_status, SyncStatus::Never);
-    db.insert_service(&PlatformService::new(1, "Never").event_type(2)).await;
-    db.insert_service(&PlatformService::new(1, "Waiting").event_type(3).status("pending")).await;
-    db.insert_service(&PlatformService::new(2, "Elsewhere").event_type(4).status("synced")).await;
-    db.insert_service(&PlatformService::new(9, "Not asked").event_type(5)).await;
+    let id = db
+        .insert_service(
+            &PlatformService::new(1, "Odd")
+                .event_type(1)
+                .status("archived"),
+        )
+        .await;
+    assert_eq!(
+        db.store
+            .service(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .service
+            .sync_status,
+        SyncStatus::Never
+    );
+    db.insert_service(&PlatformService::new(1, "Never").event_type(2))
+        .await;
+    db.insert_service(
+        &PlatformService::new(1, "Waiting")
+            .event_type(3)
+            .status("pending"),
+    )
+    .await;
+    db.insert_service(
+        &PlatformService::new(2, "Elsewhere")
+            .event_type(4)
+            .status("synced"),
+    )
+    .await;
+    db.insert_service(&PlatformService::new(9, "Not asked").event_type(5))
+        .await;
     let counts = db.store.status_counts(&[1, 2]).await.unwrap();
     assert_eq!(
         counts,
-        [(1, SyncStatus::Pending, 1), (1, SyncStatus::Never, 2), (2, SyncStatus::Synced, 1)]
+        [
+            (1, SyncStatus::Pending, 1),
+            (1, SyncStatus::Never, 2),
+            (2, SyncStatus::Synced, 1)
+        ]
     );
 });
 
@@ -559,15 +857,24 @@ backend_tests!(runs_are_journaled_newest_first, |db| async move {
         summary: serde_json::json!({ "imported": minute, "note": "ünïcode ✓" }),
         error: (result == "failure").then(|| "Cal.com unreachable".to_owned()),
     };
-    db.store.record_run(&run("acme", "failure", 1)).await.unwrap();
+    db.store
+        .record_run(&run("acme", "failure", 1))
+        .await
+        .unwrap();
     let mut w = AccountWrite::new("acme", at("2024-06-01 10:02:30"));
     w.run = Some(run("acme", "success", 2));
     db.store.apply(w).await.unwrap();
 
     let runs = db.store.last_runs(10).await.unwrap();
     assert_eq!(runs.len(), 2);
-    assert_eq!((runs[0].result.as_str(), runs[0].error.as_deref()), ("success", None));
-    assert_eq!(runs[0].summary, serde_json::json!({ "imported": 2, "note": "ünïcode ✓" }));
+    assert_eq!(
+        (runs[0].result.as_str(), runs[0].error.as_deref()),
+        ("success", None)
+    );
+    assert_eq!(
+        runs[0].summary,
+        serde_json::json!({ "imported": 2, "note": "ünïcode ✓" })
+    );
     assert_eq!(runs[1].error.as_deref(), Some("Cal.com unreachable"));
     assert_eq!(runs[1].started_at, at("2024-06-01 10:01:00"));
     assert_eq!(db.store.last_runs(1).await.unwrap().len(), 1);
@@ -579,76 +886,147 @@ backend_tests!(runs_are_journaled_newest_first, |db| async move {
 /// "per row".
 const BOUND: u64 = 20;
 
-backend_tests!(statements_stay_bounded_for_two_thousand_services, |db| async move {
-    const N: i64 = 2_000;
-    let store = &db.store;
-    let mut w = AccountWrite::new("acme", at("2024-07-01 10:00:00"));
-    w.imports = (1..=N).map(|i| import(1, i, values(&format!("Service {i} ✂️"), 30, eur(i * 100)))).collect();
-    let before = store.statements();
-    assert_eq!(store.apply(w).await.unwrap().imported.len(), N as usize);
-    let imports = store.statements() - before;
+backend_tests!(
+    statements_stay_bounded_for_two_thousand_services,
+    |db| async move {
+        const N: i64 = 2_000;
+        let store = &db.store;
+        let mut w = AccountWrite::new("acme", at("2024-07-01 10:00:00"));
+        w.imports = (1..=N)
+            .map(|i| import(1, i, values(&format!("Service {i} ✂️"), 30, eur(i * 100))))
+            .collect();
+        let before = store.statements();
+        assert_eq!(store.apply(w).await.unwrap().imported.len(), N as usize);
+        let imports = store.statements() - before;
 
-    let listed: Vec<EventTypeId> = (1..=N).map(EventTypeId).collect();
-    let before = store.statements();
-    let snapshot = store.load_account(AccountScope { account: "acme", company_id: 1, listed: &listed }).await.unwrap();
-    let load = store.statements() - before;
-    assert_eq!(snapshot.services.len(), N as usize);
+        let listed: Vec<EventTypeId> = (1..=N).map(EventTypeId).collect();
+        let before = store.statements();
+        let snapshot = store
+            .load_account(AccountScope {
+                account: "acme",
+                company_id: 1,
+                listed: &listed,
+            })
+            .await
+            .unwrap();
+        let load = store.statements() - before;
+        assert_eq!(snapshot.services.len(), N as usize);
 
-    let mut w = AccountWrite::new("acme", at("2024-07-01 11:00:00"));
-    w.metadata = snapshot.services.iter().map(|l| MetadataUpdate { id: l.service.id, status: SyncStatus::Synced, error: None }).collect();
-    w.drift_upserts = snapshot
-        .services
-        .iter()
-        .map(|l| DriftObservation {
-            service_id: l.service.id,
-            event_type_id: l.service.calcom_event_type_id.unwrap(),
-            field: Field::DurationMinutes,
-            platform_value: "30".into(),
-            calcom_value: "45".into(),
-        })
-        .collect();
-    let before = store.statements();
-    store.apply(w).await.unwrap();
-    let metadata_and_drift = store.statements() - before;
+        let mut w = AccountWrite::new("acme", at("2024-07-01 11:00:00"));
+        w.metadata = snapshot
+            .services
+            .iter()
+            .map(|l| MetadataUpdate {
+                id: l.service.id,
+                status: SyncStatus::Synced,
+                error: None,
+            })
+            .collect();
+        w.drift_upserts = snapshot
+            .services
+            .iter()
+            .map(|l| DriftObservation {
+                service_id: l.service.id,
+                event_type_id: l.service.calcom_event_type_id.unwrap(),
+                field: Field::DurationMinutes,
+                platform_value: "30".into(),
+                calcom_value: "45".into(),
+            })
+            .collect();
+        let before = store.statements();
+        store.apply(w).await.unwrap();
+        let metadata_and_drift = store.statements() - before;
 
-    let mut w = AccountWrite::new("acme", at("2024-07-01 12:00:00"));
-    w.confirmations = snapshot.services.iter().map(|l| Confirmation { id: l.service.id, expected: l.service.values.clone() }).collect();
-    w.drift_resolutions = snapshot
-        .services
-        .iter()
-        .map(|l| DriftResolution { service_id: l.service.id, field: Field::DurationMinutes, resolution: Resolution::Agreed })
-        .collect();
-    let before = store.statements();
-    let outcome = store.apply(w).await.unwrap();
-    let confirm_and_resolve = store.statements() - before;
-    assert_eq!(outcome.confirmed, N as u64);
+        let mut w = AccountWrite::new("acme", at("2024-07-01 12:00:00"));
+        w.confirmations = snapshot
+            .services
+            .iter()
+            .map(|l| Confirmation {
+                id: l.service.id,
+                expected: l.service.values.clone(),
+            })
+            .collect();
+        w.drift_resolutions = snapshot
+            .services
+            .iter()
+            .map(|l| DriftResolution {
+                service_id: l.service.id,
+                field: Field::DurationMinutes,
+                resolution: Resolution::Agreed,
+            })
+            .collect();
+        let before = store.statements();
+        let outcome = store.apply(w).await.unwrap();
+        let confirm_and_resolve = store.statements() - before;
+        assert_eq!(outcome.confirmed, N as u64);
 
-    eprintln!(
-        "{}: statements for {N} rows: import {imports}, load {load}, metadata+drift {metadata_and_drift}, confirm+resolve {confirm_and_resolve}",
-        db.backend
-    );
-    for (what, count) in [("import", imports), ("load", load), ("metadata+drift", metadata_and_drift), ("confirm+resolve", confirm_and_resolve)] {
-        assert!(count <= BOUND, "{what} took {count} statements for {N} rows");
+        eprintln!(
+            "{}: statements for {N} rows: import {imports}, load {load}, metadata+drift {metadata_and_drift}, confirm+resolve {confirm_and_resolve}",
+            db.backend
+        );
+        for (what, count) in [
+            ("import", imports),
+            ("load", load),
+            ("metadata+drift", metadata_and_drift),
+            ("confirm+resolve", confirm_and_resolve),
+        ] {
+            assert!(
+                count <= BOUND,
+                "{what} took {count} statements for {N} rows"
+            );
+        }
+        assert!(store.open_drift(Some("acme")).await.unwrap().is_empty());
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM calsync_drift WHERE times_seen = 1")
+                .await,
+            N
+        );
     }
-    assert!(store.open_drift(Some("acme")).await.unwrap().is_empty());
-    assert_eq!(db.count("SELECT COUNT(*) FROM calsync_drift WHERE times_seen = 1").await, N);
-});
+);
 
 // ---------------------------------------------------------------- connecting
 
 #[tokio::test]
 async fn connect_errors_name_backend_and_target_but_no_credentials() {
     for (url, backend, target) in [
-        ("postgres://calsync:hunter2@127.0.0.1:1/shop", "PostgreSQL", "127.0.0.1:1/shop"),
-        ("mariadb://calsync:hunter2@127.0.0.1:1/shop", "MySQL/MariaDB", "127.0.0.1:1/shop"),
+        (
+            "postgres://calsync:hunter2@127.0.0.1:1/shop",
+            "PostgreSQL",
+            "127.0.0.1:1/shop",
+        ),
+        (
+            "mariadb://calsync:hunter2@127.0.0.1:1/shop",
+            "MySQL/MariaDB",
+            "127.0.0.1:1/shop",
+        ),
+        // Reachable servers that refuse: an unknown database, an unknown user.
+        (
+            "postgres://postgres:hunter2@127.0.0.1:5432/calsync_no_such_db",
+            "PostgreSQL",
+            "127.0.0.1:5432/calsync_no_such_db",
+        ),
+        (
+            "mysql://calsync_nobody:hunter2@127.0.0.1:3306/test",
+            "MySQL/MariaDB",
+            "127.0.0.1:3306/test",
+        ),
     ] {
         let err = Store::connect(url, 1).await.unwrap_err();
         let message = err.to_string();
+        eprintln!("{message}");
         assert_eq!(err.kind(), "connect", "{message}");
-        assert!(message.contains(backend) && message.contains(target), "{message}");
-        assert!(!message.contains("hunter2") && !format!("{err:?}").contains("hunter2"), "{message}");
+        assert!(
+            message.contains(backend) && message.contains(target),
+            "{message}"
+        );
+        assert!(
+            !message.contains("hunter2") && !format!("{err:?}").contains("hunter2"),
+            "{message}"
+        );
     }
-    let err = Store::connect("oracle://scott:tiger@db/orcl", 1).await.unwrap_err();
+    let err = Store::connect("oracle://scott:tiger@db/orcl", 1)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "invalid_url");
     assert!(!err.to_string().contains("tiger"));
 }
@@ -667,7 +1045,9 @@ async fn each_scheme_selects_its_backend() {
     }
     let url = {
         let db = crate::support::db::fresh(TestBackend::MariaDb).await;
-        let store = Store::connect(&db.url.replacen("mysql://", "mariadb://", 1), 1).await.unwrap();
+        let store = Store::connect(&db.url.replacen("mysql://", "mariadb://", 1), 1)
+            .await
+            .unwrap();
         store.ping().await.unwrap();
         db.url.clone()
     };

@@ -91,8 +91,11 @@ pub async fn empty(backend: TestBackend) -> TestDb {
     let (url, cleanup) = match backend {
         TestBackend::Sqlite => {
             let dir = tempfile::tempdir().expect("creating a temp dir for SQLite");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("calsync.db").display());
-            (url, Cleanup::File(Some(dir)))
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("calsync.db").display()
+            );
+            (url, Cleanup::File { _dir: dir })
         }
         TestBackend::Postgres | TestBackend::MariaDb => create_database(backend).await,
     };
@@ -100,9 +103,15 @@ pub async fn empty(backend: TestBackend) -> TestDb {
         .await
         .unwrap_or_else(|e| panic!("connecting the store to the {backend} test database: {e}"));
     let raw = match backend {
-        TestBackend::Sqlite => RawPool::Sqlite(SqlitePool::connect(&url).await.expect("raw SQLite pool")),
-        TestBackend::Postgres => RawPool::Postgres(PgPool::connect(&url).await.expect("raw PostgreSQL pool")),
-        TestBackend::MariaDb => RawPool::MySql(MySqlPool::connect(&url).await.expect("raw MariaDB pool")),
+        TestBackend::Sqlite => {
+            RawPool::Sqlite(SqlitePool::connect(&url).await.expect("raw SQLite pool"))
+        }
+        TestBackend::Postgres => {
+            RawPool::Postgres(PgPool::connect(&url).await.expect("raw PostgreSQL pool"))
+        }
+        TestBackend::MariaDb => {
+            RawPool::MySql(MySqlPool::connect(&url).await.expect("raw MariaDB pool"))
+        }
     };
     TestDb {
         backend,
@@ -128,7 +137,9 @@ async fn create_database(backend: TestBackend) -> (String, Cleanup) {
     let name = format!("calsync_t_{:016x}", rand::random::<u64>());
     match backend {
         TestBackend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| unreachable(backend, &admin, e));
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| unreachable(backend, &admin, e));
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                 .execute(&mut conn)
                 .await
@@ -136,7 +147,9 @@ async fn create_database(backend: TestBackend) -> (String, Cleanup) {
             let _ = conn.close().await;
         }
         TestBackend::MariaDb => {
-            let mut conn = sqlx::MySqlConnection::connect(&admin).await.unwrap_or_else(|e| unreachable(backend, &admin, e));
+            let mut conn = sqlx::MySqlConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| unreachable(backend, &admin, e));
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )))
@@ -149,7 +162,14 @@ async fn create_database(backend: TestBackend) -> (String, Cleanup) {
     }
     let mut url = url::Url::parse(&admin).expect("test server URL");
     url.set_path(&format!("/{name}"));
-    (url.to_string(), Cleanup::Server { backend, admin, name })
+    (
+        url.to_string(),
+        Cleanup::Server {
+            backend,
+            admin,
+            name,
+        },
+    )
 }
 
 fn unreachable(backend: TestBackend, admin: &str, e: sqlx::Error) -> ! {
@@ -165,7 +185,8 @@ fn unreachable(backend: TestBackend, admin: &str, e: sqlx::Error) -> ! {
 
 /// Drops the test database when the [`TestDb`] goes away.
 enum Cleanup {
-    File(Option<tempfile::TempDir>),
+    /// The directory holding the SQLite file; removed when dropped.
+    File { _dir: tempfile::TempDir },
     Server {
         backend: TestBackend,
         admin: String,
@@ -175,7 +196,12 @@ enum Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let Cleanup::Server { backend, admin, name } = self else {
+        let Cleanup::Server {
+            backend,
+            admin,
+            name,
+        } = self
+        else {
             // The TempDir removes the SQLite files itself.
             return;
         };
@@ -183,7 +209,10 @@ impl Drop for Cleanup {
         // Drop runs inside the test's runtime, which cannot be blocked on; a
         // short-lived runtime on its own thread does the asynchronous cleanup.
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
@@ -191,13 +220,17 @@ impl Drop for Cleanup {
                     TestBackend::Postgres => {
                         if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                             let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await;
                         }
                     }
                     TestBackend::MariaDb => {
                         if let Ok(mut conn) = sqlx::MySqlConnection::connect(&admin).await {
                             let sql = format!("DROP DATABASE IF EXISTS `{name}`");
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await;
                         }
                     }
                     TestBackend::Sqlite => {}
@@ -333,8 +366,10 @@ const RAW_SELECT_MYSQL: &str = "SELECT CAST(id AS SIGNED) AS id, \
     CAST(duration_minutes AS SIGNED) AS duration_minutes, CAST(price AS CHAR) AS price, \
     CAST(currency AS CHAR) AS currency, is_active, is_online, composite, \
     CAST(calcom_event_type_id AS SIGNED) AS calcom_event_type_id, \
-    CAST(sync_status AS CHAR) AS sync_status, sync_error, last_calcom_sync, created_at, \
-    updated_at FROM services";
+    CAST(sync_status AS CHAR) AS sync_status, sync_error, \
+    CAST(last_calcom_sync AS DATETIME(6)) AS last_calcom_sync, \
+    CAST(created_at AS DATETIME(6)) AS created_at, CAST(updated_at AS DATETIME(6)) AS updated_at \
+    FROM services";
 
 impl TestDb {
     /// Inserts a service the way the platform does; returns its id.
@@ -411,19 +446,25 @@ impl TestDb {
     pub async fn raw_services(&self) -> Vec<RawService> {
         match &self.raw {
             RawPool::Sqlite(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("{RAW_SELECT_SQLITE} ORDER BY id")))
-                    .fetch_all(p)
-                    .await
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{RAW_SELECT_SQLITE} ORDER BY id"
+                )))
+                .fetch_all(p)
+                .await
             }
             RawPool::Postgres(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("{RAW_SELECT_POSTGRES} ORDER BY id")))
-                    .fetch_all(p)
-                    .await
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{RAW_SELECT_POSTGRES} ORDER BY id"
+                )))
+                .fetch_all(p)
+                .await
             }
             RawPool::MySql(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("{RAW_SELECT_MYSQL} ORDER BY id")))
-                    .fetch_all(p)
-                    .await
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{RAW_SELECT_MYSQL} ORDER BY id"
+                )))
+                .fetch_all(p)
+                .await
             }
         }
         .expect("reading services")
@@ -434,9 +475,18 @@ impl TestDb {
     pub async fn exec(&self, sql: &str) -> u64 {
         let text = sqlx::AssertSqlSafe(sql.to_owned());
         match &self.raw {
-            RawPool::Sqlite(p) => sqlx::query(text).execute(p).await.map(|r| r.rows_affected()),
-            RawPool::Postgres(p) => sqlx::query(text).execute(p).await.map(|r| r.rows_affected()),
-            RawPool::MySql(p) => sqlx::query(text).execute(p).await.map(|r| r.rows_affected()),
+            RawPool::Sqlite(p) => sqlx::query(text)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            RawPool::Postgres(p) => sqlx::query(text)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            RawPool::MySql(p) => sqlx::query(text)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
         }
         .unwrap_or_else(|e| panic!("{sql:?} failed on {}: {e}", self.backend))
     }

@@ -1,0 +1,220 @@
+//! Shaping an [`AccountWrite`] into batches: duplicates removed (a multi-row upsert
+//! must not touch one row twice), rows sorted by key (concurrent transactions then
+//! lock rows in the same order, which avoids most deadlocks), and chunks sized to
+//! stay under bind-parameter and packet limits. Pure; no SQL here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::NaiveDateTime;
+
+use super::{
+    AccountWrite, Confirmation, DriftObservation, MetadataUpdate, NewService, Overwrite,
+    RegistryEntry, RunRecord,
+};
+use crate::domain::{BusinessValues, Field, Resolution, ServiceId};
+
+/// Bind parameters per statement. SQLite allows 32766, PostgreSQL and MySQL 65535;
+/// one limit below all three keeps the chunking identical everywhere.
+pub(crate) const MAX_PARAMS: usize = 30_000;
+/// Approximate bytes of bound text per statement, well under MySQL's default
+/// `max_allowed_packet` (16 MiB on MariaDB, 64 MiB on MySQL 8).
+pub(crate) const MAX_BYTES: usize = 4 << 20;
+/// Ids per `IN (...)` list.
+pub(crate) const ID_CHUNK: usize = 1_000;
+
+/// Counts statements sent to the database; shared by clones of a store.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Statements(Arc<AtomicU64>);
+
+impl Statements {
+    pub(crate) fn tick(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One bound value of a multi-row statement, so VALUES lists and derived tables
+/// can be written once per backend for every kind of row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cell<'a> {
+    Int(i64),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Flag(bool),
+}
+
+/// The business columns in guard order: name, description, duration, price in
+/// hundredths, currency (upper case), is_active, is_online.
+pub(crate) fn business_cells(v: &BusinessValues) -> [Cell<'_>; 7] {
+    [
+        Cell::Text(&v.name),
+        Cell::OptText(v.description.as_deref()),
+        Cell::Int(i64::from(v.duration_minutes)),
+        Cell::Int(v.price.cents),
+        Cell::Text(v.price.currency.as_str()),
+        Cell::Flag(v.is_active),
+        Cell::Flag(v.is_online),
+    ]
+}
+
+/// Column names of [`business_cells`] in a VALUES list or derived table.
+pub(crate) const BUSINESS_COLUMNS: [&str; 7] = [
+    "name",
+    "description",
+    "duration",
+    "cents",
+    "currency",
+    "is_active",
+    "is_online",
+];
+
+/// Approximate bound bytes of a row of business values.
+pub(crate) fn business_bytes(v: &BusinessValues) -> usize {
+    64 + v.name.len() + v.description.as_ref().map_or(0, String::len)
+}
+
+/// The ledger's uniqueness key of an open entry.
+pub(crate) fn open_key(service: ServiceId, field: Field) -> String {
+    format!("{}:{}", service.0, field.as_str())
+}
+
+/// An [`AccountWrite`] deduplicated and sorted, ready to be bound.
+#[derive(Debug)]
+pub(crate) struct PreparedWrite<'a> {
+    pub account: &'a str,
+    pub now: NaiveDateTime,
+    pub imports: Vec<&'a NewService>,
+    pub metadata: Vec<&'a MetadataUpdate>,
+    pub confirmations: Vec<&'a Confirmation>,
+    pub overwrites: Vec<&'a Overwrite>,
+    /// With their open keys.
+    pub drift_upserts: Vec<(String, &'a DriftObservation)>,
+    /// Open keys to close, grouped by resolution (one statement per group).
+    pub drift_resolutions: Vec<(Resolution, Vec<String>)>,
+    pub registry: Vec<&'a RegistryEntry>,
+    pub run: Option<&'a RunRecord>,
+}
+
+impl<'a> PreparedWrite<'a> {
+    pub(crate) fn new(write: &'a AccountWrite) -> Self {
+        // Imports: the first request for an event type wins.
+        let mut imports = first_by_key(&write.imports, |n| n.event_type_id.0);
+        imports.sort_by_key(|n| n.event_type_id);
+        // Updates: the last instruction for a row wins, as if applied in order.
+        let mut metadata = last_by_key(&write.metadata, |m| m.id.0);
+        metadata.sort_by_key(|m| m.id);
+        let mut confirmations = last_by_key(&write.confirmations, |c| c.id.0);
+        confirmations.sort_by_key(|c| c.id);
+        let mut overwrites = write
+            .overwrites
+            .as_ref()
+            .map(|o| last_by_key(o.rows(), |r| r.id.0))
+            .unwrap_or_default();
+        overwrites.sort_by_key(|o| o.id);
+        let mut drift_upserts: Vec<(String, &DriftObservation)> =
+            last_by_key(&write.drift_upserts, |d| open_key(d.service_id, d.field))
+                .into_iter()
+                .map(|d| (open_key(d.service_id, d.field), d))
+                .collect();
+        drift_upserts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut drift_resolutions: Vec<(Resolution, Vec<String>)> = Vec::new();
+        let mut seen = HashSet::new();
+        for r in &write.drift_resolutions {
+            let key = open_key(r.service_id, r.field);
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            match drift_resolutions
+                .iter_mut()
+                .find(|(res, _)| *res == r.resolution)
+            {
+                Some((_, keys)) => keys.push(key),
+                None => drift_resolutions.push((r.resolution, vec![key])),
+            }
+        }
+        for (_, keys) in &mut drift_resolutions {
+            keys.sort();
+        }
+        let mut registry = last_by_key(&write.registry, |r| r.event_type_id.0);
+        registry.sort_by_key(|r| r.event_type_id);
+        Self {
+            account: &write.account,
+            now: write.now,
+            imports,
+            metadata,
+            confirmations,
+            overwrites,
+            drift_upserts,
+            drift_resolutions,
+            registry,
+            run: write.run.as_ref(),
+        }
+    }
+}
+
+fn first_by_key<T, K: std::hash::Hash + Eq>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen = HashSet::new();
+    rows.iter().filter(|r| seen.insert(key(r))).collect()
+}
+
+fn last_by_key<T, K: std::hash::Hash + Eq>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(key(r))).collect();
+    out.reverse();
+    out
+}
+
+/// Splits `rows` into consecutive chunks of at most [`MAX_PARAMS`] bind parameters
+/// and about [`MAX_BYTES`] of bound text (a single oversized row gets its own chunk).
+pub(crate) fn chunks<T>(
+    rows: &[T],
+    params_per_row: usize,
+    bytes: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
+    let per_chunk = (MAX_PARAMS / params_per_row.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let row_bytes = bytes(row);
+        if i > start && (i - start >= per_chunk || size + row_bytes > MAX_BYTES) {
+            out.push(&rows[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += row_bytes;
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_parameter_and_byte_limits() {
+        let rows: Vec<usize> = vec![1; 7_000];
+        let parts = chunks(&rows, 10, |_| 1);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [3_000, 3_000, 1_000]
+        );
+        let big: Vec<usize> = vec![3 << 20; 3];
+        assert_eq!(chunks(&big, 1, |b| *b).len(), 3);
+        assert!(chunks::<usize>(&[], 3, |_| 0).is_empty());
+    }
+
+    #[test]
+    fn duplicates_keep_the_intended_instruction() {
+        let rows = [(1, 'a'), (2, 'b'), (1, 'c')];
+        assert_eq!(first_by_key(&rows, |r| r.0), [&(1, 'a'), &(2, 'b')]);
+        assert_eq!(last_by_key(&rows, |r| r.0), [&(2, 'b'), &(1, 'c')]);
+    }
+}

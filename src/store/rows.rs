@@ -1,0 +1,231 @@
+//! Row shapes shared by the three backends and their conversion to domain types.
+//!
+//! Each backend's SELECT casts its columns so that these structs decode the same
+//! way everywhere (integers as BIGINT, price as hundredths, booleans with NULL read
+//! as false, timestamps as `NaiveDateTime` in UTC). Conversion rejects values the
+//! domain cannot represent with [`StoreError::InvalidRow`] naming the row.
+
+use chrono::NaiveDateTime;
+
+use super::error::StoreError;
+use super::{LinkedService, RegistryEntry, StoredRun};
+use crate::domain::{
+    BusinessValues, Currency, DriftEntry, EventTypeId, Field, Money, Resolution, Service,
+    ServiceId, SyncStatus, TeamId,
+};
+
+/// A `services` row joined with its registry entry (`reg_*`, NULL when absent).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ServiceRow {
+    pub id: i64,
+    pub company_id: i64,
+    pub branch_id: Option<i64>,
+    pub name: String,
+    pub description: Option<String>,
+    pub duration_minutes: i64,
+    pub cents: i64,
+    pub currency: String,
+    pub is_active: bool,
+    pub is_online: bool,
+    pub composite: bool,
+    pub calcom_event_type_id: Option<i64>,
+    pub sync_status: Option<String>,
+    pub last_calcom_sync: Option<NaiveDateTime>,
+    pub sync_error: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub reg_event_type_id: Option<i64>,
+    pub reg_account: Option<String>,
+    pub reg_team_id: Option<i64>,
+}
+
+impl TryFrom<ServiceRow> for LinkedService {
+    type Error = StoreError;
+
+    fn try_from(row: ServiceRow) -> Result<Self, StoreError> {
+        let invalid = |reason: String| StoreError::InvalidRow {
+            table: "services",
+            id: row.id,
+            reason,
+        };
+        let currency = Currency::parse(&row.currency).ok_or_else(|| {
+            invalid(format!(
+                "currency {:?} is not an ISO 4217 code",
+                row.currency
+            ))
+        })?;
+        let duration_minutes = i32::try_from(row.duration_minutes).map_err(|_| {
+            invalid(format!(
+                "duration_minutes {} is out of range",
+                row.duration_minutes
+            ))
+        })?;
+        let registry = match (row.reg_event_type_id, row.reg_account) {
+            (Some(id), Some(account)) => Some(RegistryEntry {
+                event_type_id: EventTypeId(id),
+                account,
+                team_id: row.reg_team_id.map(TeamId),
+            }),
+            _ => None,
+        };
+        let service = Service {
+            id: ServiceId(row.id),
+            company_id: row.company_id,
+            branch_id: row.branch_id,
+            values: BusinessValues {
+                name: row.name,
+                // NULL and "" both mean "not managed by the platform".
+                description: row.description.filter(|d| !d.is_empty()),
+                duration_minutes,
+                is_active: row.is_active,
+                is_online: row.is_online,
+                price: Money::new(row.cents, currency),
+            },
+            composite: row.composite,
+            calcom_event_type_id: row.calcom_event_type_id.map(EventTypeId),
+            // A status word the platform invented later must not fail a pass.
+            sync_status: row
+                .sync_status
+                .as_deref()
+                .and_then(SyncStatus::parse)
+                .unwrap_or(SyncStatus::Never),
+            last_calcom_sync: row.last_calcom_sync,
+            sync_error: row.sync_error,
+            updated_at: row.updated_at,
+        };
+        Ok(LinkedService { service, registry })
+    }
+}
+
+/// A `calsync_drift` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DriftRow {
+    pub id: i64,
+    pub service_id: i64,
+    pub calcom_event_type_id: i64,
+    pub account: String,
+    pub field: String,
+    pub platform_value: String,
+    pub calcom_value: String,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub times_seen: i64,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub resolution: Option<String>,
+}
+
+/// A drift ledger entry with its resolution, if it was closed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DriftRecord {
+    pub entry: DriftEntry,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub resolution: Option<Resolution>,
+}
+
+impl TryFrom<DriftRow> for DriftRecord {
+    type Error = StoreError;
+
+    fn try_from(row: DriftRow) -> Result<Self, StoreError> {
+        let field = Field::parse(&row.field).ok_or_else(|| StoreError::InvalidRow {
+            table: "calsync_drift",
+            id: row.id,
+            reason: format!("unknown field {:?}", row.field),
+        })?;
+        let resolution = match row.resolution.as_deref() {
+            None => None,
+            Some(word) => Some(
+                parse_resolution(word).ok_or_else(|| StoreError::InvalidRow {
+                    table: "calsync_drift",
+                    id: row.id,
+                    reason: format!("unknown resolution {word:?}"),
+                })?,
+            ),
+        };
+        Ok(DriftRecord {
+            entry: DriftEntry {
+                service_id: ServiceId(row.service_id),
+                calcom_event_type_id: EventTypeId(row.calcom_event_type_id),
+                account: row.account,
+                field,
+                platform_value: row.platform_value,
+                calcom_value: row.calcom_value,
+                first_seen_at: row.first_seen_at,
+                last_seen_at: row.last_seen_at,
+                times_seen: row.times_seen,
+            },
+            resolved_at: row.resolved_at,
+            resolution,
+        })
+    }
+}
+
+fn parse_resolution(word: &str) -> Option<Resolution> {
+    [
+        Resolution::Agreed,
+        Resolution::Repushed,
+        Resolution::Overwritten,
+        Resolution::Orphaned,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == word)
+}
+
+/// A `calsync_runs` row; `summary` is JSON text on every backend.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RunRow {
+    pub id: i64,
+    pub account: String,
+    pub started_at: NaiveDateTime,
+    pub finished_at: NaiveDateTime,
+    pub result: String,
+    pub summary: String,
+    pub error: Option<String>,
+}
+
+impl From<RunRow> for StoredRun {
+    fn from(row: RunRow) -> Self {
+        StoredRun {
+            id: row.id,
+            account: row.account,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            result: row.result,
+            // calsync wrote it; should someone edit it by hand, keep the text.
+            summary: serde_json::from_str(&row.summary)
+                .unwrap_or(serde_json::Value::String(row.summary)),
+            error: row.error,
+        }
+    }
+}
+
+/// Converts drift rows, sorted by service id then field (the domain order, so
+/// every backend returns the same sequence whatever its collation).
+pub(crate) fn drift_entries(rows: Vec<DriftRow>) -> Result<Vec<DriftEntry>, StoreError> {
+    let mut out = rows
+        .into_iter()
+        .map(|r| DriftRecord::try_from(r).map(|d| d.entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by_key(|d| (d.service_id, d.field));
+    Ok(out)
+}
+
+/// Folds `(company, status word, count)` rows into domain statuses (unknown words
+/// count as `never`), sorted by company then status.
+pub(crate) fn status_counts(rows: Vec<(i64, Option<String>, i64)>) -> Vec<(i64, SyncStatus, i64)> {
+    let mut out: Vec<(i64, SyncStatus, i64)> = Vec::new();
+    for (company, word, count) in rows {
+        let status = word
+            .as_deref()
+            .and_then(SyncStatus::parse)
+            .unwrap_or(SyncStatus::Never);
+        match out
+            .iter_mut()
+            .find(|(c, s, _)| *c == company && *s == status)
+        {
+            Some(entry) => entry.2 += count,
+            None => out.push((company, status, count)),
+        }
+    }
+    let rank = |s: SyncStatus| SyncStatus::ALL.iter().position(|x| *x == s);
+    out.sort_by_key(|(c, s, _)| (*c, rank(*s)));
+    out
+}
