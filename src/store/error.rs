@@ -42,9 +42,7 @@ pub enum StoreError {
     /// A concurrent writer (another pass, the platform) kept conflicting with this
     /// transaction (deadlock, serialization failure, busy database, or a racing
     /// import of the same event type) and retrying did not help.
-    #[error(
-        "{operation} kept conflicting with concurrent writers after {attempts} attempts: {cause}"
-    )]
+    #[error("{operation} conflicted with a concurrent writer ({attempts} attempt(s)): {cause}")]
     Contention {
         operation: &'static str,
         attempts: u32,

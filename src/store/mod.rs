@@ -15,6 +15,12 @@
 //!   the values that were pushed (no lost platform edit).
 //!
 //! Errors never carry the database URL (it may hold a password).
+//!
+//! Layout: [`Store`] (this file) is the API and picks the dialect; `connect` turns
+//! the URL into a pool; `schema` holds the embedded migrations and the check of
+//! `services`; `batch` deduplicates, sorts and chunks a write; `rows` decodes rows
+//! into domain types; `sqlite`, `postgres` and `mysql` hold every SQL statement,
+//! one file per dialect, with the same functions.
 
 mod batch;
 mod connect;
@@ -450,8 +456,9 @@ impl Store {
     /// - `overwrites`: the new business values, `sync_status='synced'`,
     ///   `sync_error=NULL`, `last_calcom_sync` and `updated_at` = `now`, only where
     ///   the row still equals `expected` and is not `pending`;
-    /// - `drift_resolutions` close open entries, then `drift_upserts` open or
-    ///   refresh them (`times_seen + 1`);
+    /// - `drift_upserts` open or refresh entries (`times_seen + 1`), then
+    ///   `drift_resolutions` close them (so an edit seen and repaired in one pass
+    ///   is kept in the ledger's history with its Cal.com value);
     /// - `registry` upserts, `run` appends to the journal.
     ///
     /// Duplicated instructions for one row collapse (last wins; first for imports).

@@ -373,8 +373,10 @@ pub(super) async fn apply(
     overwrite(&mut tx, st, w, &mut out).await?;
     confirm(&mut tx, st, w, &mut out).await?;
     metadata(&mut tx, st, w).await?;
-    resolve_drift(&mut tx, st, w).await?;
+    // Upserts first: a field seen in this pass and closed in the same pass (a
+    // re-push, an overwrite) keeps the Cal.com value in the ledger's history.
     upsert_drift(&mut tx, st, w).await?;
+    resolve_drift(&mut tx, st, w).await?;
     register(&mut tx, st, w).await?;
     if let Some(run) = w.run {
         insert_run(&mut tx, st, run).await?;

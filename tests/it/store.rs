@@ -301,6 +301,46 @@ backend_tests!(
     }
 );
 
+backend_tests!(
+    an_import_that_loses_to_a_concurrent_writer_imports_nothing,
+    |db| async move {
+        let racer = async {
+            db.exec_held(
+            "INSERT INTO services (company_id, name, duration_minutes, calcom_event_type_id, sync_status) \
+             VALUES (1, 'Racer', 30, 5, 'synced')",
+            std::time::Duration::from_millis(600),
+        )
+        .await
+        };
+        let pass = async {
+            // Start while the racer's row is written but not committed.
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            let mut write = AccountWrite::new("acme", at("2024-05-01 10:00:00"));
+            write.imports = vec![
+                import(1, 5, values("Mine", 30, eur(100))),
+                import(1, 6, values("Other", 30, eur(100))),
+            ];
+            db.store.apply(write).await
+        };
+        let ((), outcome) = tokio::join!(racer, pass);
+
+        let imported: Vec<i64> = outcome
+            .unwrap()
+            .imported
+            .iter()
+            .map(|(et, _)| et.0)
+            .collect();
+        assert_eq!(imported, [6], "event type 5 belongs to the racer");
+        let names: Vec<String> = db
+            .raw_services()
+            .await
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["Racer", "Other"]);
+    }
+);
+
 backend_tests!(imports_store_exact_values, |db| async move {
     let now = at("2024-05-01 10:00:00");
     let emoji = values("Corte ✂️ 💇‍♀️ & barba", 45, eur(1_234_567_899));
@@ -1053,3 +1093,67 @@ async fn each_scheme_selects_its_backend() {
     };
     assert!(url.starts_with("mysql://"));
 }
+
+backend_tests!(
+    platform_edits_mark_pending_and_pages_list_services,
+    |db| async move {
+        let cut = db
+            .insert_service(
+                &PlatformService::new(1, "Cut")
+                    .duration(30)
+                    .event_type(1)
+                    .status("synced"),
+            )
+            .await;
+        let nails = db
+            .insert_service(&PlatformService::new(1, "Nails").event_type(2))
+            .await;
+
+        assert!(
+            db.store
+                .edit_as_platform(cut, Some("Cut & style"), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.store
+                .edit_as_platform(nails, None, Some(50))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.store
+                .edit_as_platform(ServiceId(999), Some("ghost"), None)
+                .await
+                .unwrap()
+        );
+
+        let page = db.store.services_page(0, 10).await.unwrap();
+        let seen: Vec<(&str, i32, SyncStatus)> = page
+            .iter()
+            .map(|l| {
+                (
+                    l.service.values.name.as_str(),
+                    l.service.values.duration_minutes,
+                    l.service.sync_status,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("Cut & style", 30, SyncStatus::Pending),
+                ("Nails", 50, SyncStatus::Pending)
+            ]
+        );
+        let second: Vec<ServiceId> = db
+            .store
+            .services_page(1, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.service.id)
+            .collect();
+        assert_eq!(second, [nails]);
+    }
+);

@@ -249,6 +249,22 @@ enum RawPool {
     MySql(MySqlPool),
 }
 
+async fn hold_open<DB>(
+    pool: &sqlx::Pool<DB>,
+    sql: sqlx::AssertSqlSafe<String>,
+    hold: std::time::Duration,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    let mut tx = pool.begin().await?;
+    sqlx::query(sql).execute(&mut *tx).await?;
+    tokio::time::sleep(hold).await;
+    tx.commit().await
+}
+
 /// A `services` row as the platform would insert it.
 #[derive(Debug, Clone)]
 pub struct PlatformService {
@@ -489,6 +505,18 @@ impl TestDb {
                 .map(|r| r.rows_affected()),
         }
         .unwrap_or_else(|e| panic!("{sql:?} failed on {}: {e}", self.backend))
+    }
+
+    /// Runs one statement in a transaction that stays open for `hold` before it
+    /// commits, to make a concurrent writer wait on (and then lose to) it.
+    pub async fn exec_held(&self, sql: &str, hold: std::time::Duration) {
+        let text = sqlx::AssertSqlSafe(sql.to_owned());
+        let done = match &self.raw {
+            RawPool::Sqlite(p) => hold_open(p, text, hold).await,
+            RawPool::Postgres(p) => hold_open(p, text, hold).await,
+            RawPool::MySql(p) => hold_open(p, text, hold).await,
+        };
+        done.unwrap_or_else(|e| panic!("{sql:?} failed on {}: {e}", self.backend));
     }
 
     /// Runs several `;`-separated statements (DDL scripts); no bind parameters.
