@@ -4,6 +4,15 @@
 //! the request log and change the rate limit. The in-process methods on
 //! [`Simulator`](super::Simulator) and the `/_sim` HTTP endpoints share these
 //! operations. Nothing here is reachable through `/v2`.
+//!
+//! Endpoints (JSON; errors are `{"error": "…"}`):
+//! - `POST /_sim/event-types` `{"apiKey": "…", …fields}` or `{"teamId": N, …}` → 201, the object
+//! - `GET | PATCH | DELETE /_sim/event-types/{id}` (PATCH merges any fields) → 200 / 204, 404
+//! - `POST /_sim/teams` `{"teamId", "apiKeys": […]}` (the keys become team admins) → 201
+//! - `POST /_sim/orgs` `{"orgId", "teamIds": […], "apiKeys": […]}` → 201
+//! - `POST /_sim/faults` one fault or an array (see [`Fault`](super::Fault)) → 201; `DELETE /_sim/faults` → 204
+//! - `GET /_sim/requests` → the request log; `DELETE /_sim/requests` → 204
+//! - `PUT /_sim/rate-limit` `{"limit", "windowSecs", "blockSecs"}` → 200
 
 use std::collections::HashSet;
 use std::time::Duration;

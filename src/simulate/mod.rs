@@ -141,15 +141,14 @@ pub struct Simulator {
 impl Simulator {
     /// Seeds the configured keys and starts serving on `listen`.
     pub async fn start(listen: SocketAddr, config: SimConfig) -> std::io::Result<Simulator> {
-        let mut world = World::new();
-        for key in &config.api_keys {
-            let user = world.register_key(key);
-            if world.user_count(user) == 0 {
-                for fields in seed::catalogue(user, config.seed_event_types) {
-                    world.create_personal(user, &fields);
-                }
-            }
-        }
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        // Seeding 100k event types takes a moment; keep it off the async workers.
+        let keys = config.api_keys.clone();
+        let per_key = config.seed_event_types;
+        let world = tokio::task::spawn_blocking(move || seeded_world(&keys, per_key))
+            .await
+            .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             world: RwLock::new(world),
             faults: FaultBook::default(),
@@ -160,8 +159,6 @@ impl Simulator {
             }),
             log: RequestLog::new(),
         });
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(server::accept_loop(
@@ -261,6 +258,20 @@ impl Simulator {
     pub fn set_rate_limit(&self, limit: u32, window: Duration, block: Duration) {
         self.shared.set_limits(limit, window, block);
     }
+}
+
+/// One user per key (a key given twice is one user), each with its catalogue.
+fn seeded_world(keys: &[String], per_key: usize) -> World {
+    let mut world = World::new();
+    for key in keys {
+        let user = world.register_key(key);
+        if world.user_count(user) == 0 {
+            for fields in seed::catalogue(user, per_key) {
+                world.create_seeded(user, &fields);
+            }
+        }
+    }
+    world
 }
 
 impl Drop for Simulator {

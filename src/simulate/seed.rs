@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::shape::slugify;
 
@@ -96,7 +96,7 @@ const LISBON_STREETS: &[&str] = &[
 ];
 
 /// `count` event-type field sets for one user, with slugs unique among them.
-pub(crate) fn catalogue(user_id: i64, count: usize) -> Vec<Map<String, Value>> {
+pub(crate) fn catalogue(user_id: i64, count: usize) -> Vec<Vec<(&'static str, Value)>> {
     let mut rng = StdRng::seed_from_u64(0x5eed_0000 ^ user_id as u64);
     let clinic = rng.random_bool(0.5);
     let mut base: Vec<(&str, i64, &str)> = if clinic { CLINIC } else { SALON }.to_vec();
@@ -123,40 +123,36 @@ pub(crate) fn catalogue(user_id: i64, count: usize) -> Vec<Map<String, Value>> {
             n += 1;
         }
 
-        let mut fields = Map::new();
-        fields.insert("title".into(), title.into());
-        fields.insert("slug".into(), slug.into());
-        fields.insert("lengthInMinutes".into(), length.into());
-        fields.insert("description".into(), description.into());
-        fields.insert("hidden".into(), rng.random_bool(0.1).into());
+        let mut fields: Vec<(&'static str, Value)> = Vec::with_capacity(12);
+        fields.push(("title", title.into()));
+        fields.push(("slug", slug.into()));
+        fields.push(("lengthInMinutes", length.into()));
+        fields.push(("description", description.into()));
+        fields.push(("hidden", rng.random_bool(0.1).into()));
         let location = if clinic && rng.random_bool(0.3) {
             json!({ "type": "integration", "integration": "cal-video" })
         } else {
             json!({ "type": "address", "address": address, "public": true })
         };
-        fields.insert("locations".into(), json!([location]));
-        fields.insert(
-            "minimumBookingNotice".into(),
-            json!([0, 60, 120, 1440][rng.random_range(0..4)]),
-        );
-        fields.insert(
-            "afterEventBuffer".into(),
-            json!([0, 5, 10, 15][rng.random_range(0..4)]),
-        );
+        fields.push(("locations", json!([location])));
+        let notice = [0, 60, 120, 1440][rng.random_range(0..4)];
+        fields.push(("minimumBookingNotice", notice.into()));
+        let buffer = [0, 5, 10, 15][rng.random_range(0..4)];
+        fields.push(("afterEventBuffer", buffer.into()));
 
         let roll: f64 = rng.random();
         if roll < 0.30 {
             // Paid: Stripe enabled, the deprecated columns mirror it (minor units).
             let price = 500 * rng.random_range(4..=30i64);
-            fields.insert("price".into(), price.into());
-            fields.insert("currency".into(), "eur".into());
-            fields.insert("metadata".into(), stripe(true, price));
+            fields.push(("price", price.into()));
+            fields.push(("currency", "eur".into()));
+            fields.push(("metadata", stripe(true, price)));
         } else if roll < 0.35 {
             // Payment switched off later: the columns still hold the old price.
             let price = 500 * rng.random_range(4..=20i64);
-            fields.insert("price".into(), price.into());
-            fields.insert("currency".into(), "eur".into());
-            fields.insert("metadata".into(), stripe(false, price));
+            fields.push(("price", price.into()));
+            fields.push(("currency", "eur".into()));
+            fields.push(("metadata", stripe(false, price)));
         }
         out.push(fields);
     }

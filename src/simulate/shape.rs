@@ -2,6 +2,7 @@
 //! its team variant), with every required field present and plausible defaults.
 //! This file only builds JSON; it must never touch the simulator's indexes.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
@@ -12,6 +13,9 @@ pub(crate) struct User {
     pub id: i64,
     pub name: String,
     pub username: String,
+    /// `[<object>]`, serialized once: the `users` value of every personal event
+    /// type of this user.
+    pub users_json: Box<[u8]>,
 }
 
 impl User {
@@ -36,7 +40,14 @@ impl User {
         ];
         let name = NAMES[(id as usize) % NAMES.len()].to_owned();
         let username = format!("{}-{id}", slugify(&name));
-        User { id, name, username }
+        let mut user = User {
+            id,
+            name,
+            username,
+            users_json: Box::default(),
+        };
+        user.users_json = to_json(&[user.object()]).into_boxed_slice();
+        user
     }
 
     /// The element of `users` in an event type: the code returns objects, not
@@ -160,8 +171,12 @@ fn defaults() -> &'static [(String, Box<[u8]>)] {
             unreachable!("json! object literal")
         };
         // Map iterates in key order, which `render` relies on.
+        // Each entry is kept as its finished `"key":value` text.
         map.into_iter()
-            .map(|(key, value)| (key, value.to_string().into_bytes().into_boxed_slice()))
+            .map(|(key, value)| {
+                let entry = format!("{}:{value}", Value::String(key.clone()));
+                (key, entry.into_bytes().into_boxed_slice())
+            })
             .collect()
     })
 }
@@ -169,33 +184,47 @@ fn defaults() -> &'static [(String, Box<[u8]>)] {
 /// The serialized event type: the defaults with `fields` in their place or
 /// added, keys in order (as serializing the whole object would give).
 pub(crate) fn render(fields: &Map<String, Value>) -> Vec<u8> {
+    let mut pairs: Vec<(&str, Cow<'_, [u8]>)> = fields
+        .iter()
+        .map(|(key, value)| (key.as_str(), Cow::Owned(to_json(value))))
+        .collect();
+    render_pairs(&mut pairs)
+}
+
+/// As [`render`], from fields already serialized one by one (in any order,
+/// each key once); the seed uses this to avoid building JSON trees.
+pub(crate) fn render_pairs(fields: &mut [(&str, Cow<'_, [u8]>)]) -> Vec<u8> {
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::with_capacity(2048);
     out.push(b'{');
-    let mut first = true;
-    let mut push = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
-        if !first {
+    let mut defaults = defaults().iter().peekable();
+    for (key, value) in fields.iter() {
+        while let Some((_, entry)) = defaults.next_if(|(k, _)| k.as_str() < *key) {
+            out.extend_from_slice(entry);
             out.push(b',');
         }
-        first = false;
-        // Keys come from our defaults or a JSON body, so they serialize.
-        let _ = serde_json::to_writer(&mut *out, key);
+        defaults.next_if(|(k, _)| k.as_str() == *key);
+        // Serializing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, key);
         out.push(b':');
         out.extend_from_slice(value);
-    };
-    let mut defaults = defaults().iter().peekable();
-    for (key, value) in fields {
-        while let Some((default_key, default_value)) = defaults.next_if(|(k, _)| k < key) {
-            push(&mut out, default_key, default_value);
-        }
-        defaults.next_if(|(k, _)| k == key);
-        let value = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
-        push(&mut out, key, &value);
+        out.push(b',');
     }
-    for (default_key, default_value) in defaults {
-        push(&mut out, default_key, default_value);
+    for (_, entry) in defaults {
+        out.extend_from_slice(entry);
+        out.push(b',');
     }
-    out.push(b'}');
+    // The last comma closes the object instead (there is always a field).
+    match out.last_mut() {
+        Some(last @ b',') => *last = b'}',
+        _ => out.push(b'}'),
+    }
     out
+}
+
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Values, strings and numbers always serialize.
+    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 /// The title, slug and length a new event type starts from: the given fields

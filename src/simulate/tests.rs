@@ -1470,3 +1470,45 @@ async fn args_become_the_config() {
         "at least one key is required"
     );
 }
+
+#[tokio::test]
+async fn run_serves_until_cancelled() {
+    // A port that was free a moment ago: run() only reports its URL on stdout.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = SimulateArgs {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        api_keys: vec![KEY_A.into()],
+        seed_event_types: 2,
+        rate_limit: 120,
+        rate_window_secs: 60,
+        block_secs: 60,
+    };
+    let token = CancellationToken::new();
+    let running = tokio::spawn(run(args, token.clone()));
+    let url = format!("http://127.0.0.1:{port}/v2/event-types");
+    let mut listed = None;
+    for _ in 0..100 {
+        let attempt = client()
+            .get(&url)
+            .bearer_auth(KEY_A)
+            .header("cal-api-version", VERSION)
+            .send()
+            .await;
+        if let Ok(response) = attempt {
+            listed = Some(response.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        listed.expect("serving")["data"].as_array().unwrap().len(),
+        2
+    );
+    token.cancel();
+    running.await.unwrap().unwrap();
+    assert!(client().get(&url).send().await.is_err(), "stopped");
+}
