@@ -393,7 +393,7 @@ impl Reconciler {
         if p.empty_listing_guarded {
             EmptyListingGuarded {
                 account,
-                linked: p.in_sync.len() + p.protections.len(),
+                linked: p.guarded_services,
             }
             .emit();
         }

@@ -53,6 +53,8 @@ pub struct Diff {
     /// nothing was orphaned (an empty answer is more likely a Cal.com problem than
     /// every event type deleted at once).
     pub empty_listing_guarded: bool,
+    /// How many linked services the guard kept from being orphaned.
+    pub guarded_services: usize,
 }
 
 /// Who may be orphaned by this account.
@@ -120,6 +122,11 @@ pub fn diff(
         .collect();
 
     let empty_listing_guarded = listing.is_empty() && !candidates.is_empty();
+    let guarded_services = if empty_listing_guarded {
+        candidates.len()
+    } else {
+        0
+    };
     if !empty_listing_guarded {
         differences.extend(
             candidates
@@ -130,6 +137,7 @@ pub fn diff(
     Diff {
         differences,
         empty_listing_guarded,
+        guarded_services,
     }
 }
 

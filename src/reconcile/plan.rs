@@ -80,6 +80,8 @@ pub struct Plan {
     pub pushes: Vec<Push>,
     pub registry: Vec<RegistryEntry>,
     pub empty_listing_guarded: bool,
+    /// Linked services the guard kept from being orphaned.
+    pub guarded_services: usize,
     /// Records in the listing (readable or not).
     pub event_types: usize,
     pub policy: Policy,
@@ -133,6 +135,7 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
         account: input.account.to_owned(),
         company_id: input.company_id,
         empty_listing_guarded: diff.empty_listing_guarded,
+        guarded_services: diff.guarded_services,
         event_types: input.listed_records,
         policy,
         open_drift,
@@ -324,18 +327,24 @@ pub fn build_write(
 
     // Open entries whose field no longer differs resolve as agreed, except those a
     // successful push fixed (resolved as repushed below).
+    // `how` closes fields explicitly, also ones first seen in this pass (the store
+    // upserts before it resolves, so the ledger keeps their Cal.com value); other
+    // open entries whose field no longer differs close as agreed.
     let resolve_rest = |w: &mut AccountWrite,
                         id: ServiceId,
                         still: &BTreeSet<Field>,
                         how: &HashMap<Field, Resolution>| {
+        let mut explicit: Vec<(&Field, &Resolution)> = how.iter().collect();
+        explicit.sort_by_key(|(f, _)| **f);
+        for (field, resolution) in explicit {
+            w.drift_resolutions.push(DriftResolution {
+                service_id: id,
+                field: *field,
+                resolution: *resolution,
+            });
+        }
         for e in plan.open_drift_of(id) {
-            if let Some(r) = how.get(&e.field) {
-                w.drift_resolutions.push(DriftResolution {
-                    service_id: id,
-                    field: e.field,
-                    resolution: *r,
-                });
-            } else if !still.contains(&e.field) {
+            if !how.contains_key(&e.field) && !still.contains(&e.field) {
                 w.drift_resolutions.push(DriftResolution {
                     service_id: id,
                     field: e.field,

@@ -562,10 +562,6 @@ scenario!(
             (s.sync_status.as_str(), s.sync_error.as_deref()),
             ("synced", None)
         );
-        // BUG: Reconciler::push_service (src/reconcile/apply.rs) builds its write with
-        // plan::build_write, which re-records every compared field as a drift upsert
-        // after resolving the open entries as repushed; the store applies resolutions
-        // before upserts, so the repaired fields are reopened as new open entries.
         let open = app.open_drift().await;
         assert!(
             open.is_empty(),
@@ -621,8 +617,6 @@ scenario!(
                 "{patch:?}"
             );
         }
-        // BUG: see manual_push_repairs_calcom_and_resolves_drift; the pushed name is
-        // reopened in the ledger next to the price.
         let open: Vec<Field> = app.open_drift().await.iter().map(|e| e.field).collect();
         assert_eq!(open, [Field::Price], "only the price is still drifted");
     }
@@ -643,17 +637,9 @@ scenario!(
             ),
         );
         let report = app.sync_once().await;
+        let open_after_repush: Vec<Field> =
+            app.open_drift().await.iter().map(|e| e.field).collect();
 
-        // BUG: plan::build_write (src/reconcile/plan.rs) resolves as `repushed` only
-        // entries that were open before the pass, and re-upserts every drifted field;
-        // drift detected and re-pushed in the same pass therefore stays open (and is
-        // closed as `agreed` by the next pass, never as `repushed`).
-        let open: Vec<Field> = app.open_drift().await.iter().map(|e| e.field).collect();
-        assert_eq!(
-            open,
-            [Field::Price],
-            "only the price still differs after the re-push"
-        );
         let event_type = app.calcom_event_type(et);
         assert_eq!(event_type["title"], "Deep-tissue massage");
         assert_eq!(event_type["lengthInMinutes"], 60);
@@ -686,6 +672,12 @@ scenario!(
         );
         assert_eq!(app.calcom_patches().len(), 1, "the price is never pushed");
 
+        // Drift first seen and re-pushed in the same pass is closed as repushed.
+        assert_eq!(
+            open_after_repush,
+            [Field::Price],
+            "only the price still differs after the re-push"
+        );
         let history = app.drift_history(id).await;
         let resolution = |field: Field| {
             history
@@ -758,9 +750,7 @@ scenario!(
         assert!(app.logs().contains("OVERWRITE"), "{}", app.logs());
         assert!(app.calcom_patches().is_empty());
 
-        // BUG: plan::build_write records each overwritten field as a drift upsert
-        // but resolves as `overwritten` only entries open before the pass, so the
-        // ledger shows drift although both sides now agree.
+        // The overwritten fields are recorded and closed in the same pass.
         let open = app.open_drift().await;
         assert!(
             open.is_empty(),
@@ -845,10 +835,7 @@ scenario!(
             );
         }
         assert_eq!(app.services().await.len(), 2);
-        // BUG: EmptyListingGuarded is emitted from Reconciler::emit_events
-        // (src/reconcile/apply.rs) with `linked: p.in_sync.len() + p.protections.len()`,
-        // which is always 0 for an empty listing, so the warning says no services are
-        // linked while it exists precisely because some are.
+        // The warning counts the linked services it kept.
         let logs = app.logs();
         let line = logs
             .lines()
