@@ -480,3 +480,39 @@ async fn demo_exits_0_and_shows_protection() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("PROTECTION"), "{run:?}");
 }
+
+// ---------------------------------------------------------------- logs
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_lines_keep_the_word_and_both_values_in_json_logs() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
+
+    let once = setup
+        .run_with_env(&["once"], &[("CALSYNC_LOG__FORMAT", "json")])
+        .await;
+
+    assert_eq!(once.code, 0, "{once:?}");
+    let line = once
+        .stderr
+        .lines()
+        .find(|l| l.contains("PROTECTION"))
+        .unwrap_or_else(|| panic!("no PROTECTION line in {}", once.stderr));
+    let event: Value = serde_json::from_str(line).expect("one JSON object per line");
+    assert_eq!(event["level"], "WARN");
+    let fields = &event["fields"];
+    assert!(
+        fields["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("PROTECTION")
+    );
+    assert_eq!(fields["service_id"], id.0);
+    assert_eq!(fields["event_type_id"], et);
+    assert_eq!(fields["fields"], "duration_minutes");
+    assert_eq!(
+        fields["diff"],
+        "duration_minutes: platform=\"30\" calcom=\"45\""
+    );
+}
