@@ -114,11 +114,11 @@ async fn route(req: Request<Incoming>, daemon: &Daemon) -> Response<Body> {
         (&Method::GET, "/readyz") => match daemon.readiness().await {
             Ok(detail) => json_response(
                 StatusCode::OK,
-                &json!({"status": "ready", "detail": detail}),
+                &json!({"status": "ready", "role": daemon.role().as_str(), "detail": detail}),
             ),
             Err(reason) => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"status": "not ready", "reason": reason}),
+                &json!({"status": "not ready", "role": daemon.role().as_str(), "reason": reason}),
             ),
         },
         (_, p) if p.starts_with("/api/v1/") => api(req, daemon, &method, &path).await,

@@ -154,7 +154,7 @@ impl Reconciler {
         let clock = Instant::now();
         let statements_before = self.store.statements();
         let result = self
-            .account_pass_inner(account, sole, policy, options)
+            .account_pass_inner(account, sole, policy, options, started_at)
             .await;
         let mut report = match result {
             Ok(r) => r,
@@ -205,6 +205,7 @@ impl Reconciler {
         sole: bool,
         policy: Policy,
         options: PassOptions,
+        started_at: chrono::NaiveDateTime,
     ) -> Result<AccountReport, (&'static str, String)> {
         let client = self.client_for(account);
         let listing = client
@@ -263,7 +264,9 @@ impl Reconciler {
         let gauges = Gauges::after(&p, &snapshot.open_drift, &write);
         write.run = Some(RunRecord {
             account: account.name.clone(),
-            started_at: now,
+            // When the pass began (before listing), so the journal shows how long
+            // it took and when passes ran.
+            started_at,
             finished_at: Utc::now().naive_utc(),
             result: "success",
             summary: serde_json::to_value(p.counts()).unwrap_or_default(),

@@ -25,6 +25,7 @@
 mod batch;
 mod connect;
 mod error;
+mod lease;
 mod mysql;
 mod postgres;
 mod rows;
@@ -32,6 +33,7 @@ mod schema;
 mod sqlite;
 
 pub use error::StoreError;
+pub use lease::{LEASE_TIMEOUT, Lease};
 pub use rows::DriftRecord;
 
 use std::fmt;
