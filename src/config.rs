@@ -265,7 +265,17 @@ impl Config {
                     .only(&[LEGACY_OVERWRITE_ENV])
                     .map(|_| "sync.allow_calcom_overwrites".into()),
             )
-            .merge(Env::prefixed("CALSYNC_").ignore(&["CONFIG"]).split("__"));
+            .merge(
+                Env::prefixed("CALSYNC_")
+                    // CALSYNC_CONFIG names the file; CALSYNC_TEST_* belong to the
+                    // test suite. Every other CALSYNC_* variable is a key, and an
+                    // unknown one is an error naming it.
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_uppercase();
+                        key != "CONFIG" && !key.starts_with("TEST_")
+                    })
+                    .split("__"),
+            );
         Self::from_figment(figment)
     }
 

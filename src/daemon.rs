@@ -18,7 +18,9 @@
 //!   lease lost (its database connection died), it stops the running pass (its
 //!   uncommitted account transactions roll back) and stands by. The lease saves
 //!   work and API budget; correctness under overlap rests on the store's guarded
-//!   writes, not on the lease.
+//!   writes, not on the lease. `POST /api/v1/reconcile` on a standby answers 503
+//!   `standby: ...`; the one-service push of the operator API works on any
+//!   replica (its writes are guarded like a pass's).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};

@@ -19,6 +19,11 @@
 //!   only, which is all SQLite supports anyway. An in-memory database cannot be
 //!   shared between processes, so its lease is always granted.
 //!
+//! A holder cut off by the network (no FIN, no RST) finds its lease lost at its
+//! next check, which fails or times out; the server keeps the lock until it drops
+//! the session (TCP keepalive, `tcp_keepalives_idle` on PostgreSQL), so for that
+//! long nobody leads: the lease errs on the side of no pass rather than two.
+//!
 //! The lease is advisory: it keeps replicas from doing the same work twice and
 //! spending one API budget twice; correctness under overlap does not depend on
 //! it (every write of a pass is guarded in [`super::Store::apply`]). Its own
@@ -42,7 +47,7 @@ use super::{Backend, Pool, Store};
 
 /// Bounds every round trip of a lease connection (connect, lock, check,
 /// unlock), so a server that stopped answering cannot stall the caller.
-pub const LEASE_TIMEOUT: Duration = Duration::from_secs(5);
+const LEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest lock name MySQL and MariaDB accept.
 const MYSQL_LOCK_NAME_MAX: usize = 64;

@@ -33,7 +33,7 @@ mod schema;
 mod sqlite;
 
 pub use error::StoreError;
-pub use lease::{LEASE_TIMEOUT, Lease};
+pub use lease::Lease;
 pub use rows::DriftRecord;
 
 use std::fmt;

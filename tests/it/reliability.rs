@@ -5,14 +5,15 @@
 //!   (every backend): the store's [`calsync::store::Lease`].
 //! - `two_calsync_run_processes_on_{postgres,mariadb}_...`: real `calsync run`
 //!   replicas on one database and one simulator: exactly one leader, passes never
-//!   overlap, SIGKILL of the leader hands over to the standby, SIGTERM gives the
-//!   lease back.
-//! - `reliability_report`: the crash harness (real `calsync once` on PostgreSQL,
-//!   SIGKILLed at a random delay each round until `CALSYNC_CRASH_KILLS` kills (25 by
-//!   default) and the concurrent-writer check (every backend), then a summary
-//!   block ending in `violations: N`; the test asserts N = 0. Run it with
-//!   `cargo test --test it reliability -- --nocapture`. `CALSYNC_CRASH_SEED`
-//!   replays a run (the seed is printed).
+//!   overlap (the run journal), a leader whose lease session is killed stands by,
+//!   SIGKILL of the leader hands over to the standby, SIGTERM gives the lease back.
+//! - `reliability_report`: the crash harness (the real `calsync once` on
+//!   PostgreSQL, SIGKILLed at a random delay each round until
+//!   `CALSYNC_CRASH_KILLS` kills, 25 by default) and the concurrent-writer check
+//!   (every backend; passes run in-process back to back, the code path of
+//!   `calsync once`), then a summary block ending in `violations: N`; the test
+//!   asserts N = 0. Run it with `cargo test --test it reliability -- --nocapture`.
+//!   `CALSYNC_CRASH_SEED` replays a run (the seed is printed).
 //!
 //! No test asserts a duration: waits are bounded only to fail a hung test.
 
