@@ -288,7 +288,10 @@ impl Config {
         figment.extract::<Config>().map_err(|e| {
             // figment's messages name the key path and the source file; join all of
             // them so the operator fixes every problem at once.
-            let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            let all: Vec<String> = e
+                .into_iter()
+                .map(|e| without_source_lines(&e.to_string()))
+                .collect();
             ConfigError::Load(all.join("; "))
         })
     }
@@ -540,6 +543,24 @@ impl Config {
     }
 }
 
+/// A TOML parse error quotes the offending line, which may hold a secret: keep
+/// the position and the explanation, drop the quoted source.
+fn without_source_lines(message: &str) -> String {
+    message
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            let quoted = t
+                .split_once('|')
+                .is_some_and(|(head, _)| head.trim().chars().all(|c| c.is_ascii_digit()));
+            !quoted
+        })
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn in_range<T: PartialOrd + fmt::Display + Copy>(
     key: &str,
     v: T,
@@ -715,6 +736,15 @@ mod tests {
         for secret in ["admin-token-0123456789", "cal_live_supersecret"] {
             assert!(!debug.contains(secret));
         }
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line_but_never_quotes_it() {
+        let text =
+            "[[accounts]]\nname = \"a\"\ncompany_id = 1\napi_key = \"cal_live_secret_value\" x\n";
+        let err = Config::from_toml(text).unwrap_err().to_string();
+        assert!(!err.contains("cal_live_secret_value"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
     }
 
     #[test]

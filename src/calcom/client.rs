@@ -213,8 +213,20 @@ impl AccountClient {
                 status: 200,
                 detail: format!("`data` is {} instead of a list", json_kind(&other)),
             }),
-            // An older server answered an empty personal list with 404.
-            Err(CalcomError::Api { status: 404, .. }) if endpoint == Endpoint::ListEventTypes => {
+            // An older server answered an empty personal list with its own 404
+            // ("Event types not found"). Any other 404 (a proxy's page, a wrong
+            // path prefix) is a failure: read as empty, it would orphan services.
+            Err(CalcomError::Api {
+                status: 404,
+                code,
+                message,
+                ..
+            }) if endpoint == Endpoint::ListEventTypes
+                && code == "NotFoundException"
+                && message
+                    .to_ascii_lowercase()
+                    .contains("event types not found") =>
+            {
                 Ok(Vec::new())
             }
             Err(e) => Err(e),

@@ -121,6 +121,12 @@ pub fn diff(
         .map(|l| &l.service)
         .collect();
 
+    // An item without a readable id may be any linked event type: the listing is
+    // then partial with respect to ids, and nothing may be orphaned from it.
+    let ids_complete = listing
+        .iter()
+        .all(|r| r.is_ok() || r.as_ref().err().is_some_and(|e| e.event_type_id.is_some()));
+    let candidates = if ids_complete { candidates } else { Vec::new() };
     let empty_listing_guarded = listing.is_empty() && !candidates.is_empty();
     let guarded_services = if empty_listing_guarded {
         candidates.len()

@@ -268,6 +268,8 @@ struct ProxyShared {
     trigger: Mutex<Option<Vec<u8>>>,
     fired: AtomicBool,
     accepted: AtomicU64,
+    /// Connections relayed right now.
+    open: AtomicU64,
     downstream_bytes: AtomicU64,
 }
 
@@ -307,6 +309,7 @@ impl TcpProxy {
             trigger: Mutex::new(None),
             fired: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
+            open: AtomicU64::new(0),
             downstream_bytes: AtomicU64::new(0),
         });
         let accepting = shared.clone();
@@ -353,6 +356,10 @@ impl TcpProxy {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    fn open(&self) -> u64 {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
     fn downstream_bytes(&self) -> u64 {
         self.shared.downstream_bytes.load(Ordering::SeqCst)
     }
@@ -369,6 +376,7 @@ async fn relay(shared: Arc<ProxyShared>, client: TcpStream) {
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    shared.open.fetch_add(1, Ordering::SeqCst);
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = async {
@@ -413,6 +421,7 @@ async fn relay(shared: Arc<ProxyShared>, client: TcpStream) {
         _ = cut.cancelled() => {}
         _ = async { tokio::join!(up, down) } => {}
     }
+    shared.open.fetch_sub(1, Ordering::SeqCst);
 }
 
 // ====================================================================== 429
@@ -546,7 +555,6 @@ async fn a_429_storm_silences_the_key_until_each_block_passes_and_the_pass_then_
         !calsync_429s.is_empty(),
         "calsync never met a block, so nothing was proven: {log:#?}"
     );
-    eprintln!("DEBUG storm log: {:?}", log.iter().map(|e| (e.at_ms, e.method.clone(), e.path.clone(), e.status)).collect::<Vec<_>>());
     // The log's clock is whole milliseconds, taken just after each decision.
     const CLOCK_SLACK_MS: u64 = 5;
     for &i in &calsync_429s {
@@ -872,7 +880,6 @@ async fn a_100_mb_body_is_cut_off_at_max_body_bytes_without_reading_it() {
     // calsync stopped reading soon after the cap: what crossed the wire is the cap
     // plus socket buffers, nowhere near the 100 MB the server was sending.
     let read = rig.wire.downstream_bytes() - bytes_before;
-    eprintln!("DEBUG huge read {read} took {took:?}");
     assert!(
         read < 24 * 1024 * 1024,
         "calsync read {read} bytes of a body capped at {MAX_BODY_BYTES} (took {took:?})"
@@ -1066,6 +1073,41 @@ async fn a_failing_team_listing_fails_the_whole_account_and_orphans_nothing() {
         before,
         "a partial listing orphaned or touched services"
     );
+}
+
+// Only Cal.com's own "Event types not found" 404 means an empty personal
+// listing; a proxy's 404 page fails the account instead of orphaning services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_404_page_for_the_personal_listing_orphans_nothing() {
+    let mut vienna = acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
+    vienna.teams.push(78);
+    let rig = Rig::start(TestBackend::Sqlite, vec![vienna]).await;
+    rig.sim.create_team(78, &[VIENNA_KEY]);
+    let personal = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
+    rig.sim
+        .create_team_event_type(78, event_type("Team colour", "team-colour", 90));
+    let first = rig.pass().await;
+    assert!(!first.has_failures(), "{first:#?}");
+    let before = rig.rows_of(VIENNA_COMPANY).await;
+    // A load balancer answers the personal listing with its own 404 page; the
+    // team listing works.
+    rig.sim.inject_fault(
+        Fault::new(FaultKind::Html { status: 404 })
+            .method("GET")
+            .path_prefix("/v2/event-types")
+            .times(0),
+    );
+
+    let report = rig.pass().await;
+
+    let vienna = account(&report, VIENNA);
+    assert_eq!(
+        vienna.counts.orphans, 0,
+        "an HTML 404 page was taken for an empty personal listing: {vienna:#?}"
+    );
+    assert_eq!(rig.rows_of(VIENNA_COMPANY).await.len(), before.len());
+    let row = rig.row_for(personal).await.expect("still linked");
+    assert_ne!(row.sync_status, "error", "{row:#?}");
 }
 
 // ====================================================================== bad records
@@ -1265,6 +1307,56 @@ backend_tests!(
     }
 );
 
+// An item whose id cannot be read makes the listing partial: nothing is orphaned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_record_whose_id_cannot_be_read_orphans_nothing() {
+    let rig = Rig::start(
+        TestBackend::Sqlite,
+        vec![acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
+    )
+    .await;
+    let kept = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
+    let mangled = rig.given(VIENNA_KEY, event_type("Facial", "facial", 45));
+    let first = rig.pass().await;
+    assert!(!first.has_failures(), "{first:#?}");
+    let before = rig.row_for(mangled).await.expect("imported");
+
+    // Cal.com (or something between) answers the listing with the second id as a
+    // string: every other field is as Cal.com stores it.
+    let mut bad = rig.sim.event_type(mangled).expect("exists");
+    bad["id"] = json!(mangled.to_string());
+    let listing = json!({
+        "status": "success",
+        "data": [rig.sim.event_type(kept).expect("exists"), bad],
+    });
+    rig.sim.inject_fault(
+        Fault::new(FaultKind::Status {
+            status: 200,
+            body: Some(listing.to_string()),
+        })
+        .method("GET")
+        .path_prefix("/v2/event-types")
+        .api_key(VIENNA_KEY),
+    );
+
+    let report = rig.pass().await;
+
+    let vienna = account(&report, VIENNA);
+    assert_eq!(vienna.result, "success", "{vienna:#?}");
+    assert_eq!(vienna.counts.unreadable, 1, "{vienna:#?}");
+    assert!(
+        report.has_failures(),
+        "an unreadable record makes the exit code 2"
+    );
+    let after = rig.row_for(mangled).await.expect("still linked");
+    assert_eq!(after.business(), before.business());
+    assert_eq!(
+        vienna.counts.orphans, 0,
+        "a service was orphaned although its event type is still listed: {vienna:#?}\nrow: {after:#?}"
+    );
+    assert_ne!(after.sync_status, "error", "{after:#?}");
+}
+
 // ====================================================================== 401
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1463,6 +1555,44 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
         db.raw_services().await.len(),
         3,
         "the first pass imported the catalogue"
+    );
+
+    // Lost again while running: not ready, saying why; back: ready again.
+    proxy.set_forwarding(false);
+    proxy.cut_all();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = http.get(&readyz).send().await.expect("the daemon answers");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if status == 503 {
+            let reason = body["reason"].as_str().unwrap_or_default();
+            assert!(reason.starts_with("database"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still ready without a database: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    proxy.set_forwarding(true);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = http.get(&readyz).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never ready again after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        daemon.try_wait().expect("daemon status").is_none(),
+        "no restart"
     );
     let pid = daemon.id().expect("running").to_string();
     let _ = std::process::Command::new("kill")
@@ -1690,6 +1820,9 @@ server_tests!(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
+        let open = proxy.open();
+        let accepted = proxy.accepted();
+        assert!(open > 0, "no database connection was open to be dropped");
         proxy.cut_all();
         let report = tokio::time::timeout(WAIT, pass)
             .await
@@ -1699,9 +1832,14 @@ server_tests!(
 
         let vienna = account(&report, VIENNA);
         let landed = landed(&db, &m, &before).await;
-        eprintln!("DEBUG drop branch {backend}: {} {:?}", vienna.result, vienna.error);
         match vienna.result {
-            "success" => assert_eq!(landed, [true; 4], "a pass reported success: {vienna:#?}"),
+            "success" => {
+                assert_eq!(landed, [true; 4], "a pass reported success: {vienna:#?}");
+                assert!(
+                    proxy.accepted() > accepted,
+                    "the write went through a connection opened after the drop"
+                );
+            }
             _ => {
                 assert_eq!(landed, [false; 4], "a failed pass left part of its writes");
                 assert_eq!(db.raw_services().await, before);
