@@ -30,6 +30,7 @@ mod mysql;
 mod postgres;
 mod rows;
 mod schema;
+mod shared;
 mod sqlite;
 
 pub use error::StoreError;

@@ -1,0 +1,156 @@
+//! Statements whose SQL is the same for SQLite and MySQL/MariaDB (`?`
+//! placeholders, nothing dialect-specific): written once here and instantiated in
+//! each backend module, where `BACKEND`, `SERVICE_SELECT`, `DRIFT_SELECT` and the
+//! row types resolve to that backend's own. PostgreSQL (`$n` placeholders) keeps
+//! its own copies.
+
+macro_rules! statements {
+    ($pool:ty, $conn:ty) => {
+        pub(super) async fn ping(pool: &$pool, st: &Statements) -> Result<(), StoreError> {
+            st.tick();
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(on(BACKEND, "pinging the database"))?;
+            Ok(())
+        }
+
+        pub(super) async fn service(
+            pool: &$pool,
+            st: &Statements,
+            id: ServiceId,
+        ) -> Result<Option<LinkedService>, StoreError> {
+            st.tick();
+            let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+                "{SERVICE_SELECT} WHERE s.id = ?"
+            )))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(on(BACKEND, "reading a service"))?;
+            row.map(LinkedService::try_from).transpose()
+        }
+
+        pub(super) async fn services_page(
+            pool: &$pool,
+            st: &Statements,
+            offset: i64,
+            limit: i64,
+        ) -> Result<Vec<ServiceRow>, StoreError> {
+            st.tick();
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SERVICE_SELECT} ORDER BY s.id LIMIT ? OFFSET ?"
+            )))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await
+            .map_err(on(BACKEND, "listing services"))
+        }
+
+        pub(super) async fn edit_as_platform(
+            pool: &$pool,
+            st: &Statements,
+            id: ServiceId,
+            name: Option<&str>,
+            duration_minutes: Option<i32>,
+            now: chrono::NaiveDateTime,
+        ) -> Result<bool, StoreError> {
+            st.tick();
+            let done = sqlx::query(
+                "UPDATE services SET name = COALESCE(?, name), \
+                 duration_minutes = COALESCE(?, duration_minutes), sync_status = 'pending', \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(name)
+            .bind(duration_minutes)
+            .bind(now)
+            .bind(id.0)
+            .execute(pool)
+            .await
+            .map_err(on(BACKEND, "editing a service as the platform"))?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(super) async fn drift_rows(
+            pool: &$pool,
+            st: &Statements,
+            query: DriftQuery<'_>,
+        ) -> Result<Vec<DriftRow>, StoreError> {
+            let q = match query {
+                DriftQuery::Open(None) => sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
+                    "{DRIFT_SELECT} WHERE open_key IS NOT NULL"
+                ))),
+                DriftQuery::Open(Some(account)) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND account = ?"
+                )))
+                .bind(account),
+                DriftQuery::OpenFor(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND service_id = ?"
+                )))
+                .bind(id.0),
+                DriftQuery::History(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{DRIFT_SELECT} WHERE service_id = ? ORDER BY id"
+                )))
+                .bind(id.0),
+            };
+            st.tick();
+            q.fetch_all(pool)
+                .await
+                .map_err(on(BACKEND, "reading drift"))
+        }
+
+        pub(super) async fn record_run(
+            pool: &$pool,
+            st: &Statements,
+            run: &RunRecord,
+        ) -> Result<(), StoreError> {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(on(BACKEND, "recording a run"))?;
+            insert_run(&mut conn, st, run).await
+        }
+
+        async fn insert_run(
+            conn: &mut $conn,
+            st: &Statements,
+            run: &RunRecord,
+        ) -> Result<(), StoreError> {
+            st.tick();
+            sqlx::query(
+                "INSERT INTO calsync_runs (account, started_at, finished_at, result, summary, error) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&run.account)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(run.result)
+            .bind(run.summary.to_string())
+            .bind(run.error.as_deref())
+            .execute(conn)
+            .await
+            .map_err(on(BACKEND, "recording a run"))?;
+            Ok(())
+        }
+
+        pub(super) async fn last_runs(
+            pool: &$pool,
+            st: &Statements,
+            limit: i64,
+        ) -> Result<Vec<StoredRun>, StoreError> {
+            st.tick();
+            let rows: Vec<RunRow> = sqlx::query_as(
+                "SELECT id, account, started_at, finished_at, result, summary, error \
+                 FROM calsync_runs ORDER BY id DESC LIMIT ?",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(on(BACKEND, "reading runs"))?;
+            Ok(rows.into_iter().map(StoredRun::from).collect())
+        }
+    };
+}
+
+pub(super) use statements;
