@@ -1,23 +1,31 @@
 //! Scale benchmark: `cargo bench --bench scale` prints one table (see the README,
 //! "Performance"). It owns nothing but its measurements: it never asserts on a
 //! timing, and it talks to calsync only the way an operator does (a generated
-//! config file, `calsync migrate`, `calsync once --format json`, `calsync run`).
+//! config file, `calsync migrate`, `calsync once --format json`, `calsync run`),
+//! apart from one replay through calsync's own `Store` to attribute time.
 //!
 //! For each backend (SQLite file in a temp dir; PostgreSQL: a fresh database) and
 //! each size (accounts × 100 event types), it starts the Cal.com simulator in this
-//! process and runs the release `calsync` binary as a child, so wall time, CPU
-//! time and peak RSS (`wait4`) are the child's alone. Passes: first (imports
-//! everything), steady (nothing changed), drift (1% of event types edited in the
-//! simulator first). Beside them, measured in this process on the same data:
+//! process and runs the `calsync` binary cargo built for the bench (release
+//! profile) as a child, so wall time, CPU time and peak RSS (`wait4`, through a
+//! small helper process, see [`measure_child`]) are the child's alone. Passes:
+//! first (imports everything), steady (nothing changed), drift (1% of event types
+//! edited in the simulator first). Each is also run for one account alone
+//! (`--account`), where calsync's statement counter is exact. Beside them,
+//! measured in this process on the same data:
 //!
 //! - the floor: the same listing requests (same concurrency) + one `SELECT` of all
 //!   services + one batched `last_calcom_sync` write; no reconcile logic;
 //! - the baseline: the old importer's per-row strategy (per event type one
 //!   `SELECT … WHERE calcom_event_type_id = ?` and one `UPDATE`, autocommit);
-//! - the metadata write: calsync's own per-account transaction shape (run journal
-//!   insert) with and without its metadata `UPDATE`, to price that `UPDATE`;
+//! - the steady pass's database work through calsync's `Store`: `load_account`,
+//!   then `apply` with and without the metadata update of unchanged rows, to price
+//!   that update (time, and on PostgreSQL WAL bytes, table growth, VACUUM time);
 //! - the idle daemon: `calsync run` with a far-away schedule, VmRSS a few seconds
 //!   after `/readyz` turned ready (after its start-up pass).
+//!
+//! PostgreSQL databases get `VACUUM` between phases (`VACUUM ANALYZE` after the
+//! import), standing in for autovacuum, so no phase pays for another's dead rows.
 //!
 //! Knobs (environment): `CALSYNC_BENCH_SIZES` (event types, multiples of 100;
 //! default `1000,10000,100000`), `CALSYNC_BENCH_BACKENDS` (`sqlite,postgres`),
@@ -25,10 +33,10 @@
 //! and baseline's fetch), `CALSYNC_BENCH_MAX_CONNECTIONS` (8),
 //! `CALSYNC_BENCH_BASELINE_MAX_ROWS` (unset: every row; else the baseline's SQL is
 //! timed on that many rows and extrapolated linearly, and the table says so),
-//! `CALSYNC_BENCH_META_ROUNDS` (3), `CALSYNC_BENCH_IDLE_SECS` (5; 0 skips the
-//! daemon), `CALSYNC_BENCH_POSTGRES_URL` (admin URL, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), `CALSYNC_BENCH_KEEP=1` (keep
-//! the databases and logs).
+//! `CALSYNC_BENCH_META_ROUNDS` (3: rounds of the `apply` replay), `CALSYNC_BENCH_IDLE_SECS` (5; 0 skips the
+//! daemon), `CALSYNC_BENCH_POSTGRES_URL` (admin URL; the bench databases keep its
+//! query string; default `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`),
+//! `CALSYNC_BENCH_KEEP=1` (keep the databases and logs).
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a smoke version (SQLite,
 //! one account) so the harness itself stays tested without costing minutes.
@@ -49,7 +57,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection, PgPool, QueryBuilder, Sqlite, SqlitePool};
 
+use calsync::domain::{EventTypeId, ServiceId, SyncStatus};
 use calsync::simulate::{SimConfig, Simulator};
+use calsync::store::{AccountScope, AccountWrite, MetadataUpdate, RunRecord, Store};
 
 /// The calsync binary cargo built for this bench (the release profile).
 const BIN: &str = env!("CARGO_BIN_EXE_calsync");
@@ -57,10 +67,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 const PER_ACCOUNT: usize = 100;
 /// Ids per SQLite `IN (…)` list in the floor's write (under the 32766 limit).
 const SQLITE_ID_CHUNK: usize = 30_000;
+/// The admin connection for creating the bench databases. TLS off: the server
+/// here negotiates TLS when asked (`sslmode=prefer`, sqlx's default), which adds
+/// connection set-up time to every `calsync once` that is not calsync's work.
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 /// The duration written into drifted event types: never a seeded value (15–120).
 const DRIFTED_LENGTH: i64 = 125;
 
+/// First argument of the bench binary re-executed as the measuring helper.
+const MEASURE_CHILD: &str = "--measure-child";
+
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == MEASURE_CHILD) {
+        return measure_child(&args[2..]);
+    }
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary
     // without it, where a full run would cost minutes.
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -85,6 +106,41 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scale bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scale --measure-child REPORT ARGS…`: runs calsync with ARGS (stdio
+/// inherited), reaps it with `wait4`, writes "exit-code cpu-µs peak-rss-kB" to
+/// REPORT. Why a helper: Linux folds the memory of the process a child was
+/// spawned from into the child's `ru_maxrss` (until `exec` the child shares or
+/// copies the parent's memory), so spawned straight from the bench, which holds
+/// the simulator's 100k event types, every calsync would report at least the
+/// bench's own size. This freshly started, small process spawns calsync instead.
+fn measure_child(args: &[std::ffi::OsString]) -> ExitCode {
+    let Some((report, rest)) = args.split_first() else {
+        eprintln!("{MEASURE_CHILD} REPORT ARGS…");
+        return ExitCode::FAILURE;
+    };
+    let measured = (|| -> anyhow::Result<()> {
+        let child = std::process::Command::new(BIN).args(rest).spawn()?;
+        let exit = rusage::wait(child.id() as i32)?;
+        std::fs::write(
+            report,
+            format!(
+                "{} {} {}",
+                exit.code.unwrap_or(-1),
+                exit.cpu.as_micros(),
+                exit.max_rss_kb
+            ),
+        )?;
+        Ok(())
+    })();
+    match measured {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{MEASURE_CHILD}: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -146,7 +202,7 @@ impl Knobs {
                         anyhow::anyhow!("CALSYNC_BENCH_SIZES: {s:?} is not a number")
                     })?;
                     ensure!(
-                        n >= PER_ACCOUNT && n % PER_ACCOUNT == 0,
+                        n >= PER_ACCOUNT && n.is_multiple_of(PER_ACCOUNT),
                         "CALSYNC_BENCH_SIZES: {n} is not a positive multiple of {PER_ACCOUNT}"
                     );
                     Ok(n)
@@ -177,7 +233,7 @@ impl Knobs {
             meta_rounds: number("CALSYNC_BENCH_META_ROUNDS", if smoke { 1 } else { 3 })?.max(1),
             idle_secs: number("CALSYNC_BENCH_IDLE_SECS", if smoke { 0 } else { 5 })?,
             postgres_admin: var("CALSYNC_BENCH_POSTGRES_URL")
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+                .unwrap_or_else(|| DEFAULT_POSTGRES.into()),
             keep: var("CALSYNC_BENCH_KEEP").is_some_and(|v| v != "0"),
             smoke,
         })
@@ -192,8 +248,16 @@ struct Pass {
     wall: f64,
     cpu: f64,
     rss_mb: f64,
-    /// Sum of `sql_statements` over the accounts of the JSON report.
+    /// Sum of `sql_statements` over the accounts of the JSON report. calsync
+    /// counts them with one store-wide counter, so under concurrency each account
+    /// also counts its neighbours' statements: this sum overstates.
     sql: u64,
+    /// Statements of one account's pass run alone (`--account`), where the
+    /// counter is exact; every account does the same work in this benchmark.
+    sql_solo: Option<u64>,
+    /// Seconds from spawning calsync to its first Cal.com request (process
+    /// start, config, database connect, schema checks).
+    startup: f64,
     /// Sum of `calcom_requests` over the accounts of the JSON report.
     http: u64,
     /// `/v2` requests the simulator logged during the pass.
@@ -246,12 +310,19 @@ impl Baseline {
     }
 }
 
-/// calsync's per-account write transaction, without and with its metadata UPDATE
-/// (medians over the rounds), plus PostgreSQL's write volume for each.
+/// The steady pass's database work replayed through calsync's `Store`.
 #[derive(Debug, Clone, Default)]
-struct Meta {
-    without: f64,
-    with: f64,
+struct StoreCosts {
+    /// `load_account` for every account.
+    load: f64,
+    load_statements_per_account: f64,
+    /// `apply` of every account's run journal line alone (medians over rounds).
+    apply_without: f64,
+    /// … and with the metadata update of its unchanged rows.
+    apply_with: f64,
+    /// SQLite: `apply` with metadata through a one-connection store.
+    apply_with_one_connection: Option<f64>,
+    /// PostgreSQL WAL bytes written by the two `apply` rounds.
     wal_without: Option<u64>,
     wal_with: Option<u64>,
 }
@@ -279,7 +350,7 @@ struct Scenario {
     drift: Pass,
     floor: Floor,
     baseline: Baseline,
-    meta: Meta,
+    store: StoreCosts,
     pg: Option<PgWrites>,
     idle: Option<Idle>,
 }
@@ -297,7 +368,12 @@ async fn run(knobs: Knobs) -> anyhow::Result<()> {
         knobs.concurrency,
         knobs.max_connections
     );
-    eprintln!("load average at start: {}", load_average());
+    // The machine may be shared: say how busy it was before the bench started.
+    eprintln!(
+        "load average at start: {}; CPU busy over 2 s before start: {:.0}%",
+        load_average(),
+        machine_busy(Duration::from_secs(2)).await
+    );
     let started = Instant::now();
     let mut scenarios = Vec::new();
     for backend in &knobs.backends {
@@ -314,7 +390,7 @@ async fn run(knobs: Knobs) -> anyhow::Result<()> {
         load_average()
     );
     println!("{}", render_table(&scenarios));
-    println!("{}", render_metadata(&scenarios));
+    println!("\n{}", render_metadata(&scenarios, knobs.concurrency));
     Ok(())
 }
 
@@ -340,6 +416,7 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
     )
     .await
     .context("starting the simulator")?;
+    let sim_started = Instant::now();
     say(&format!(
         "simulator seeded {size} event types for {accounts} keys in {:.1} s",
         clock.elapsed().as_secs_f64()
@@ -352,31 +429,25 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
         .disable_cleanup(true)
         .tempdir()
         .context("creating a temp dir")?;
-    let db = BenchDb::create(knobs, backend, &dir, size).await?;
+    let mut db = BenchDb::create(knobs, backend, &dir, size).await?;
     let listen = free_port()?;
-    let config = write_config(
-        dir.path(),
-        &db.url,
-        &sim.base_url(),
-        &keys,
-        knobs,
-        listen,
-    )?;
+    let config = write_config(dir.path(), &db.url, &sim.base_url(), &keys, knobs, listen)?;
     let calsync = Calsync {
         config: config.clone(),
         dir: dir.path().to_path_buf(),
+        sim_started,
     };
 
-    let migrate = calsync.run(&["migrate"], "migrate").await?;
-    ensure!(
-        migrate.exit == Some(0),
-        "calsync migrate failed (exit {:?}): {}",
-        migrate.exit,
-        log_tail(&migrate.log)
-    );
-
-    // 1. First pass: imports everything.
-    let first = calsync.pass(&sim, "first").await?;
+    // 1. First pass: imports everything. One account's first pass alone first
+    // (its exact statement count), in a database made afresh afterwards: an
+    // emptied one would not do, PostgreSQL would plan for an empty table.
+    calsync.migrate().await?;
+    let first_solo = calsync.solo(&sim, "first-solo").await?;
+    db.drop_database(false).await;
+    db = BenchDb::create(knobs, backend, &dir, size).await?;
+    calsync.migrate().await?;
+    let mut first = calsync.pass(&sim, "first").await?;
+    first.sql_solo = Some(first_solo);
     say(&format!(
         "first pass: {:.2} s, {} imported, {:.1} MB peak",
         first.wall, first.imports, first.rss_mb
@@ -388,9 +459,10 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
     // 2. Steady pass: nothing changed.
     let wal_before = db.wal_position().await?;
     let size_before = db.services_bytes().await?;
-    let steady = calsync.pass(&sim, "steady").await?;
+    let mut steady = calsync.pass(&sim, "steady").await?;
     let wal_after = db.wal_position().await?;
     let size_after = db.services_bytes().await?;
+    steady.sql_solo = Some(calsync.solo(&sim, "steady-solo").await?);
     say(&format!(
         "steady pass: {:.2} s ({:.2} s CPU), {} in sync, {} SQL statements",
         steady.wall, steady.cpu, steady.in_sync, steady.sql
@@ -413,7 +485,8 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
         .build()
         .context("building the bench's HTTP client")?;
     sim.clear_requests();
-    let (listings, fetch) = fetch_listings(&http, &sim.base_url(), &keys, knobs.concurrency).await?;
+    let (listings, fetch) =
+        fetch_listings(&http, &sim.base_url(), &keys, knobs.concurrency).await?;
     let mut floor = Floor {
         fetch,
         http: listings.len() as u64,
@@ -452,19 +525,12 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
     ));
     db.maintain(false).await?;
 
-    // 4. The metadata UPDATE's own cost, in calsync's transaction shape.
-    let mut groups: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for s in &services {
-        groups.entry(s.company_id).or_default().push(s.id);
-    }
-    let groups: Vec<(String, Vec<i64>)> = groups
-        .into_iter()
-        .map(|(company, ids)| (format!("acct-{:04}", company - 1), ids))
-        .collect();
-    let meta = measure_metadata(&db, &groups, knobs).await?;
+    // 4. Where the steady pass's database time goes, and what its metadata
+    // UPDATE costs, through calsync's own store.
+    let store = measure_store(&db, &listings, knobs).await?;
     say(&format!(
-        "metadata UPDATE: per-account transactions {:.2} s without, {:.2} s with",
-        meta.without, meta.with
+        "store: load_account {:.2} s ({:.1} statements/account); apply {:.2} s without metadata, {:.2} s with",
+        store.load, store.load_statements_per_account, store.apply_without, store.apply_with
     ));
 
     // 5. The baseline: the old importer's per-row statements.
@@ -488,13 +554,18 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
     for listing in &listings {
         for (i, id) in listing.iter().enumerate() {
             if i % 100 == 0
-                && sim.edit_event_type(*id, serde_json::json!({ "lengthInMinutes": DRIFTED_LENGTH }))
+                && sim.edit_event_type(
+                    *id,
+                    serde_json::json!({ "lengthInMinutes": DRIFTED_LENGTH }),
+                )
             {
                 edited += 1;
             }
         }
     }
-    let drift = calsync.pass(&sim, "drift").await?;
+    let mut drift = calsync.pass(&sim, "drift").await?;
+    // Alone, the account sees its drifted event type again: the same statements.
+    drift.sql_solo = Some(calsync.solo(&sim, "drift-solo").await?);
     say(&format!(
         "drift pass ({edited} edited): {:.2} s, {} drifted",
         drift.wall, drift.drifted
@@ -527,7 +598,7 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
         drift,
         floor,
         baseline,
-        meta,
+        store,
         pg,
         idle,
     })
@@ -538,10 +609,13 @@ async fn scenario(knobs: &Knobs, backend: Backend, size: usize) -> anyhow::Resul
 struct Calsync {
     config: PathBuf,
     dir: PathBuf,
+    /// When the simulator started: its request log counts milliseconds from it.
+    sim_started: Instant,
 }
 
 /// How a child ended, with its resources.
 struct ChildRun {
+    spawned: Instant,
     exit: Option<i32>,
     wall: f64,
     cpu: f64,
@@ -575,8 +649,12 @@ impl Calsync {
     /// Runs `calsync --config … ARGS`, stdout captured, stderr (logs) to a file.
     async fn run(&self, args: &[&str], label: &str) -> anyhow::Result<ChildRun> {
         let log = self.dir.join(format!("{label}.log"));
-        let mut command = std::process::Command::new(BIN);
+        let usage = self.dir.join(format!("{label}.rusage"));
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        scrub_env(&mut command);
         command
+            .arg(MEASURE_CHILD)
+            .arg(&usage)
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -584,7 +662,7 @@ impl Calsync {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?);
         tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
+            let spawned = Instant::now();
             let mut child = command.spawn().context("starting calsync")?;
             let mut stdout = child.stdout.take().context("calsync's stdout")?;
             // Read while it runs: a 100k-item report does not fit a pipe buffer.
@@ -592,16 +670,27 @@ impl Calsync {
                 let mut buf = Vec::new();
                 stdout.read_to_end(&mut buf).map(|_| buf)
             });
-            let exit = rusage::wait(child.id() as i32)?;
-            let wall = started.elapsed().as_secs_f64();
+            let helper = child.wait()?;
+            let wall = spawned.elapsed().as_secs_f64();
             let stdout = reader
                 .join()
                 .map_err(|_| anyhow::anyhow!("the stdout reader panicked"))??;
+            ensure!(helper.success(), "the measuring helper failed ({helper})");
+            let usage = std::fs::read_to_string(&usage)?;
+            let fields: Vec<i64> = usage
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("reading {usage:?}"))?;
+            let [code, cpu_us, max_rss_kb] = fields[..] else {
+                bail!("the measuring helper wrote {usage:?}");
+            };
             Ok(ChildRun {
-                exit: exit.code,
+                spawned,
+                exit: (code >= 0).then_some(code as i32),
                 wall,
-                cpu: exit.cpu.as_secs_f64(),
-                max_rss_kb: exit.max_rss_kb,
+                cpu: cpu_us as f64 / 1e6,
+                max_rss_kb: max_rss_kb as u64,
                 stdout,
                 log,
             })
@@ -609,11 +698,41 @@ impl Calsync {
         .await?
     }
 
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let run = self.run(&["migrate"], "migrate").await?;
+        ensure!(
+            run.exit == Some(0),
+            "calsync migrate failed (exit {:?}): {}",
+            run.exit,
+            log_tail(&run.log)
+        );
+        Ok(())
+    }
+
     /// `calsync once --format json`, with the simulator's request log around it.
     async fn pass(&self, sim: &Simulator, label: &str) -> anyhow::Result<Pass> {
+        self.once(sim, &[], label).await
+    }
+
+    /// One account's pass alone: its exact statement count.
+    async fn solo(&self, sim: &Simulator, label: &str) -> anyhow::Result<u64> {
+        let pass = self.once(sim, &["--account", "acct-0000"], label).await?;
+        Ok(pass.sql)
+    }
+
+    async fn once(&self, sim: &Simulator, extra: &[&str], label: &str) -> anyhow::Result<Pass> {
         sim.clear_requests();
-        let run = self.run(&["once", "--format", "json"], label).await?;
-        let http_sim = sim.requests().len() as u64;
+        let mut args = vec!["once", "--format", "json"];
+        args.extend_from_slice(extra);
+        let run = self.run(&args, label).await?;
+        let requests = sim.requests();
+        let http_sim = requests.len() as u64;
+        let offset = run.spawned.saturating_duration_since(self.sim_started);
+        let startup = requests
+            .iter()
+            .map(|r| r.at_ms)
+            .min()
+            .map_or(f64::NAN, |ms| ms as f64 / 1000.0 - offset.as_secs_f64());
         let report: PassJson = serde_json::from_slice(&run.stdout).with_context(|| {
             format!(
                 "calsync once ({label}) exited {:?} without a JSON report: {}",
@@ -622,6 +741,7 @@ impl Calsync {
             )
         })?;
         let mut pass = Pass {
+            startup,
             wall: run.wall,
             cpu: run.cpu,
             rss_mb: run.max_rss_kb as f64 / 1024.0,
@@ -656,7 +776,9 @@ impl Calsync {
     /// settle, reads VmRSS, then stops it with SIGTERM.
     async fn idle(&self, port: u16, settle_secs: u64) -> anyhow::Result<Idle> {
         let log = self.dir.join("run.log");
-        let mut child = tokio::process::Command::new(BIN)
+        let mut command = std::process::Command::new(BIN);
+        scrub_env(&mut command);
+        let mut child = tokio::process::Command::from(command)
             .arg("--config")
             .arg(&self.config)
             .arg("run")
@@ -692,7 +814,13 @@ impl Calsync {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(field))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
                 .unwrap_or(f64::NAN)
         };
         let idle = Idle {
@@ -708,6 +836,18 @@ impl Calsync {
             }
         }
         Ok(idle)
+    }
+}
+
+/// calsync reads every `CALSYNC_*` variable as configuration and rejects unknown
+/// keys, so the bench's own knobs (`CALSYNC_BENCH_*`) must not reach it; nor may
+/// an operator's overrides or log filter change what is measured.
+fn scrub_env(command: &mut std::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n.starts_with("CALSYNC_") || n == "CALCOM_ALLOW_OVERWRITES" || n == "RUST_LOG" {
+            command.env_remove(&name);
+        }
     }
 }
 
@@ -839,6 +979,8 @@ struct BenchDb {
     pool: Pool,
     /// PostgreSQL: the database to drop at the end.
     pg_name: Option<(String, String)>,
+    /// SQLite: the file (its -wal and -shm beside it).
+    sqlite_path: Option<PathBuf>,
 }
 
 enum Pool {
@@ -886,14 +1028,13 @@ impl BenchDb {
     ) -> anyhow::Result<BenchDb> {
         match backend {
             Backend::Sqlite => {
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("calsync.db").display()
-                );
+                let path = dir.path().join("calsync.db");
+                let url = format!("sqlite://{}?mode=rwc", path.display());
                 Ok(BenchDb {
                     pool: Pool::Sqlite(sqlite_pool(&url, knobs.max_connections).await?),
                     url,
                     pg_name: None,
+                    sqlite_path: Some(path),
                 })
             }
             Backend::Postgres => {
@@ -901,12 +1042,13 @@ impl BenchDb {
                 let mut admin = sqlx::PgConnection::connect(&knobs.postgres_admin)
                     .await
                     .with_context(|| {
-                        "connecting to PostgreSQL (CALSYNC_BENCH_POSTGRES_URL, default \
-                         postgres://postgres@127.0.0.1:5432/postgres)"
+                        format!("connecting to PostgreSQL (CALSYNC_BENCH_POSTGRES_URL, default {DEFAULT_POSTGRES})")
                     })?;
-                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await?;
+                sqlx::query(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
                 sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut admin)
                     .await?;
@@ -922,6 +1064,7 @@ impl BenchDb {
                     url,
                     pool: Pool::Postgres(pool),
                     pg_name: Some((knobs.postgres_admin.clone(), name)),
+                    sqlite_path: None,
                 })
             }
         }
@@ -932,12 +1075,19 @@ impl BenchDb {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
+        if let (Some(path), false) = (self.sqlite_path, keep) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
         if let (Some((admin, name)), false) = (self.pg_name, keep)
             && let Ok(mut c) = sqlx::PgConnection::connect(&admin).await
         {
-            let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut c)
-                .await;
+            let _ = sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut c)
+            .await;
         }
     }
 
@@ -1113,7 +1263,8 @@ async fn run_baseline(
     let clock = Instant::now();
     match &db.pool {
         Pool::Postgres(pool) => {
-            let select = format!("SELECT {PG_COLUMNS} FROM services WHERE calcom_event_type_id = $1");
+            let select =
+                format!("SELECT {PG_COLUMNS} FROM services WHERE calcom_event_type_id = $1");
             let select = select.as_str();
             futures::stream::iter(work)
                 .map(|ids| async move {
@@ -1178,37 +1329,73 @@ async fn run_baseline(
     })
 }
 
-// ---------------------------------------------------------------- the metadata UPDATE
+// ---------------------------------------------------------------- calsync's store, in process
 
-/// Times calsync's steady-state write shape per account (one transaction: the
-/// run journal insert, then COMMIT), without and with calsync's metadata
-/// `UPDATE` of the account's rows (the statement of `store::{postgres,sqlite}::
-/// metadata`), `concurrency` accounts at a time; rounds alternate, medians kept.
-async fn measure_metadata(
+/// Replays the steady pass's database work through calsync's own [`Store`], one
+/// account at a time per task, `concurrency` accounts at once: `load_account`
+/// with the listed ids, then `apply` of the run journal line alone and of the
+/// run line plus the metadata update of the account's 100 unchanged rows (what
+/// a steady pass writes). Rounds alternate without/with; medians are kept.
+async fn measure_store(
     db: &BenchDb,
-    groups: &[(String, Vec<i64>)],
+    listings: &[Vec<i64>],
     knobs: &Knobs,
-) -> anyhow::Result<Meta> {
-    let mut without = Vec::new();
-    let mut with = Vec::new();
-    let mut wal_without = Vec::new();
-    let mut wal_with = Vec::new();
+) -> anyhow::Result<StoreCosts> {
+    let store = Store::connect(&db.url, knobs.max_connections)
+        .await
+        .context("connecting calsync's store")?;
+    let accounts: Vec<(String, i64, Vec<EventTypeId>)> = listings
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| {
+            (
+                format!("acct-{i:04}"),
+                i as i64 + 1,
+                ids.iter().map(|id| EventTypeId(*id)).collect(),
+            )
+        })
+        .collect();
+
+    // Load: the services of each account, as a pass reads them.
+    let before = store.statements();
+    let clock = Instant::now();
+    let loaded: Vec<Vec<ServiceId>> = futures::stream::iter(&accounts)
+        .map(|(account, company_id, listed)| {
+            let store = &store;
+            async move {
+                let snapshot = store
+                    .load_account(AccountScope {
+                        account,
+                        company_id: *company_id,
+                        listed,
+                    })
+                    .await?;
+                anyhow::Ok(snapshot.services.iter().map(|l| l.service.id).collect())
+            }
+        })
+        .buffered(knobs.concurrency.max(1))
+        .try_collect()
+        .await?;
+    let load = clock.elapsed().as_secs_f64();
+    let load_statements = store.statements() - before;
+
+    let mut costs = StoreCosts {
+        load,
+        load_statements_per_account: load_statements as f64 / accounts.len() as f64,
+        ..StoreCosts::default()
+    };
+    let (mut without, mut with, mut wal_without, mut wal_with) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..knobs.meta_rounds {
-        for update in [false, true] {
-            let before = db.wal_position().await?;
-            let clock = Instant::now();
-            futures::stream::iter(groups)
-                .map(|(account, ids)| account_write(db, account, ids, update))
-                .buffer_unordered(knobs.concurrency.max(1))
-                .try_collect::<Vec<()>>()
-                .await?;
-            let secs = clock.elapsed().as_secs_f64();
+        for metadata in [false, true] {
+            let wal = db.wal_position().await?;
+            let secs = apply_all(&store, &accounts, &loaded, metadata, knobs.concurrency).await?;
             let wal = db
                 .wal_position()
                 .await?
-                .zip(before)
+                .zip(wal)
                 .map(|(a, b)| (a - b) as u64);
-            if update {
+            if metadata {
                 with.push(secs);
                 wal_with.extend(wal);
             } else {
@@ -1218,77 +1405,64 @@ async fn measure_metadata(
             db.maintain(false).await?;
         }
     }
-    Ok(Meta {
-        without: median(&without),
-        with: median(&with),
-        wal_without: (!wal_without.is_empty()).then(|| median_u64(&wal_without)),
-        wal_with: (!wal_with.is_empty()).then(|| median_u64(&wal_with)),
-    })
+    costs.apply_without = median(&without);
+    costs.apply_with = median(&with);
+    costs.wal_without = (!wal_without.is_empty()).then(|| median_u64(&wal_without));
+    costs.wal_with = (!wal_with.is_empty()).then(|| median_u64(&wal_with));
+    store.close().await;
+
+    // SQLite takes one writer at a time; the same writes through one connection
+    // show what the pool's waiting on the file lock costs.
+    if let Pool::Sqlite(_) = db.pool {
+        let single = Store::connect(&db.url, 1).await?;
+        let mut one = Vec::new();
+        for _ in 0..knobs.meta_rounds {
+            one.push(apply_all(&single, &accounts, &loaded, true, knobs.concurrency).await?);
+        }
+        costs.apply_with_one_connection = Some(median(&one));
+        single.close().await;
+    }
+    Ok(costs)
 }
 
-async fn account_write(db: &BenchDb, account: &str, ids: &[i64], update: bool) -> anyhow::Result<()> {
-    let now = Utc::now().naive_utc();
-    match &db.pool {
-        Pool::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            if update {
-                let statuses = vec!["synced"; ids.len()];
-                let errors: Vec<Option<&str>> = vec![None; ids.len()];
-                sqlx::query(
-                    "UPDATE services AS s SET \
-                     sync_status = CASE WHEN s.sync_status = 'pending' THEN 'pending' ELSE v.status END, \
-                     sync_error = v.error, last_calcom_sync = $4 \
-                     FROM UNNEST($1::int8[], $2::text[], $3::text[]) AS v(id, status, error) \
-                     WHERE s.id = v.id",
-                )
-                .bind(ids)
-                .bind(statuses)
-                .bind(errors)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+/// One `Store::apply` per account (`concurrency` at once); returns the seconds.
+async fn apply_all(
+    store: &Store,
+    accounts: &[(String, i64, Vec<EventTypeId>)],
+    loaded: &[Vec<ServiceId>],
+    metadata: bool,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let clock = Instant::now();
+    futures::stream::iter(accounts.iter().zip(loaded))
+        .map(|((account, _, _), ids)| async move {
+            let now = Utc::now().naive_utc();
+            let mut write = AccountWrite::new(account.clone(), now);
+            if metadata {
+                write.metadata = ids
+                    .iter()
+                    .map(|id| MetadataUpdate {
+                        id: *id,
+                        status: SyncStatus::Synced,
+                        error: None,
+                    })
+                    .collect();
             }
-            sqlx::query(
-                "INSERT INTO calsync_runs (account, started_at, finished_at, result, summary, error) \
-                 VALUES ($1, $2, $2, 'success', '{}'::jsonb, NULL)",
-            )
-            .bind(account)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        }
-        Pool::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            if update {
-                let mut qb = QueryBuilder::<Sqlite>::new("WITH v(id, status, error) AS (VALUES ");
-                let mut rows = qb.separated(", ");
-                for id in ids {
-                    rows.push("(")
-                        .push_bind_unseparated(*id)
-                        .push_unseparated(", 'synced', NULL)");
-                }
-                qb.push(
-                    ") UPDATE services SET sync_status = CASE WHEN services.sync_status = 'pending' \
-                     THEN 'pending' ELSE v.status END, sync_error = v.error, last_calcom_sync = ",
-                )
-                .push_bind(now)
-                .push(" FROM v WHERE services.id = v.id");
-                qb.build().persistent(false).execute(&mut *tx).await?;
-            }
-            sqlx::query(
-                "INSERT INTO calsync_runs (account, started_at, finished_at, result, summary, error) \
-                 VALUES (?, ?, ?, 'success', '{}', NULL)",
-            )
-            .bind(account)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        }
-    }
-    Ok(())
+            write.run = Some(RunRecord {
+                account: account.clone(),
+                started_at: now,
+                finished_at: now,
+                result: "success",
+                summary: serde_json::json!({}),
+                error: None,
+            });
+            store.apply(write).await?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(clock.elapsed().as_secs_f64())
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -1314,6 +1488,31 @@ fn log_tail(path: &Path) -> String {
     )
 }
 
+/// Share of CPU time (all cores) not idle over `window`, from /proc/stat.
+async fn machine_busy(window: Duration) -> f64 {
+    fn sample() -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let values: Vec<u64> = text
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let total: u64 = values.iter().take(8).sum();
+        let idle = values.get(3)? + values.get(4)?;
+        Some((total, idle))
+    }
+    let before = sample();
+    tokio::time::sleep(window).await;
+    match (before, sample()) {
+        (Some((t0, i0)), Some((t1, i1))) if t1 > t0 => {
+            100.0 * (1.0 - (i1 - i0) as f64 / (t1 - t0) as f64)
+        }
+        _ => f64::NAN,
+    }
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -1323,7 +1522,7 @@ fn load_average() -> String {
 // ---------------------------------------------------------------- output
 
 fn size_label(n: usize) -> String {
-    if n >= 1_000 && n % 1_000 == 0 {
+    if n >= 1_000 && n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()
@@ -1386,6 +1585,7 @@ fn render_table(scenarios: &[Scenario]) -> String {
     for s in scenarios {
         let b = s.backend.name().to_owned();
         let size = size_label(s.size);
+        let accounts = (s.size / PER_ACCOUNT) as u64;
         let pass_row = |name: &str, p: &Pass, note: String| {
             vec![
                 b.clone(),
@@ -1393,7 +1593,10 @@ fn render_table(scenarios: &[Scenario]) -> String {
                 name.to_owned(),
                 format!("{:.2}", p.wall),
                 format!("{:.2}", p.cpu),
+                format!("{:.2}", p.startup),
                 format!("{:.1}", p.rss_mb),
+                p.sql_solo
+                    .map_or("?".into(), |n| format!("{n} ({})", n * accounts)),
                 p.sql.to_string(),
                 format!("{} / {}", p.http, p.http_sim),
                 String::new(),
@@ -1422,15 +1625,10 @@ fn render_table(scenarios: &[Scenario]) -> String {
         let mut steady = pass_row(
             "steady",
             &s.steady,
-            format!(
-                "{} in sync; {:.1} stmts/account{}",
-                s.steady.in_sync,
-                s.steady.sql as f64 / (s.size / PER_ACCOUNT) as f64,
-                failed(&s.steady)
-            ),
+            format!("{} in sync{}", s.steady.in_sync, failed(&s.steady)),
         );
-        steady[8] = format!("{:.2}×", s.steady.wall / s.floor.total());
-        steady[9] = format!("{:.1}×", s.baseline.total() / s.steady.wall);
+        steady[10] = format!("{:.2}×", s.steady.wall / s.floor.total());
+        steady[11] = format!("{:.1}×", s.baseline.total() / s.steady.wall);
         rows.push(steady);
         rows.push(pass_row(
             "drift 1%",
@@ -1447,6 +1645,8 @@ fn render_table(scenarios: &[Scenario]) -> String {
             size.clone(),
             "floor".into(),
             format!("{:.2}", s.floor.total()),
+            "–".into(),
+            "–".into(),
             "–".into(),
             "–".into(),
             s.floor.statements.to_string(),
@@ -1470,10 +1670,9 @@ fn render_table(scenarios: &[Scenario]) -> String {
             ),
             "–".into(),
             "–".into(),
-            format!(
-                "{}",
-                2 * s.baseline.rows_total as u64
-            ),
+            "–".into(),
+            "2 per row".into(),
+            format!("{}", 2 * s.baseline.rows_total as u64),
             format!("{}", s.baseline.http),
             String::new(),
             String::new(),
@@ -1497,13 +1696,18 @@ fn render_table(scenarios: &[Scenario]) -> String {
                 "idle (run)".into(),
                 "–".into(),
                 "–".into(),
+                "–".into(),
                 format!("{:.1}", idle.rss_mb),
                 "–".into(),
                 "–".into(),
+                "–".into(),
                 String::new(),
                 String::new(),
                 "–".into(),
-                format!("VmRSS after start-up pass + settle; VmHWM {:.1} MB", idle.hwm_mb),
+                format!(
+                    "VmRSS after start-up pass + settle; VmHWM {:.1} MB",
+                    idle.hwm_mb
+                ),
             ]);
         }
     }
@@ -1514,8 +1718,10 @@ fn render_table(scenarios: &[Scenario]) -> String {
             "pass",
             "wall s",
             "CPU s",
+            "start-up s",
             "peak RSS MB",
-            "SQL stmts",
+            "SQL stmts/account alone (× accounts)",
+            "SQL stmts (report Σ)",
             "HTTP reqs (report / sim)",
             "calsync ÷ floor",
             "baseline ÷ calsync",
@@ -1526,43 +1732,55 @@ fn render_table(scenarios: &[Scenario]) -> String {
     )
 }
 
-fn render_metadata(scenarios: &[Scenario]) -> String {
+fn render_metadata(scenarios: &[Scenario], concurrency: usize) -> String {
     let rows: Vec<Vec<String>> = scenarios
         .iter()
         .map(|s| {
-            let cost = s.meta.with - s.meta.without;
+            let st = &s.store;
+            let cost = st.apply_with - st.apply_without;
             let pg = s.pg.as_ref();
             vec![
                 s.backend.name().to_owned(),
                 size_label(s.size),
                 format!("{:.2}", s.steady.wall),
-                format!("{:.2}", s.meta.without),
-                format!("{:.2}", s.meta.with),
+                format!("{:.2}", s.floor.fetch),
+                format!("{:.2} ({:.0})", st.load, st.load_statements_per_account),
+                format!("{:.2}", st.apply_without),
+                format!("{:.2}", st.apply_with),
                 format!("{:+.2} ({:.0}%)", cost, 100.0 * cost / s.steady.wall),
+                st.apply_with_one_connection
+                    .map_or("–".into(), |v| format!("{v:.2}")),
                 format!("{:.2}", s.floor.update),
-                match (s.meta.wal_without, s.meta.wal_with) {
+                match (st.wal_without, st.wal_with) {
                     (Some(a), Some(b)) => format!("{} → {}", mb(a as f64), mb(b as f64)),
                     _ => "–".into(),
                 },
                 pg.map_or("–".into(), |p| mb(p.steady_wal as f64)),
+                pg.map_or("–".into(), |p| mb(p.floor_update_wal as f64)),
                 pg.map_or("–".into(), |p| mb(p.steady_growth as f64)),
                 pg.map_or("–".into(), |p| format!("{:.2}", p.vacuum_after_steady)),
             ]
         })
         .collect();
     format!(
-        "Metadata write on unchanged rows (steady pass):\n{}",
+        "Steady pass, database work replayed in process through calsync's Store \
+         ({} accounts at a time), and the cost of the metadata UPDATE on unchanged rows:\n{}",
+        concurrency,
         table(
             &[
                 "backend",
                 "size",
                 "steady s",
-                "tx w/o UPDATE s",
-                "tx with UPDATE s",
-                "UPDATE cost s (% of steady)",
-                "floor UPDATE s",
-                "WAL MB w/o → with",
-                "steady WAL MB",
+                "listing fetch s",
+                "load_account s (stmts/acct)",
+                "apply: run line only s",
+                "apply: + metadata s",
+                "metadata cost s (% of steady)",
+                "apply + metadata, 1 conn s",
+                "floor's one UPDATE s",
+                "apply WAL MB (w/o → with)",
+                "steady pass WAL MB",
+                "floor UPDATE WAL MB",
                 "services growth MB",
                 "VACUUM after steady s",
             ],

@@ -267,12 +267,12 @@ impl Config {
             )
             .merge(
                 Env::prefixed("CALSYNC_")
-                    // CALSYNC_CONFIG names the file; CALSYNC_TEST_* belong to the
-                    // test suite. Every other CALSYNC_* variable is a key, and an
+                    // CALSYNC_CONFIG names the file; CALSYNC_TEST_* and CALSYNC_BENCH_*
+                    // belong to the test suite and the benchmark. Every other CALSYNC_* variable is a key, and an
                     // unknown one is an error naming it.
                     .filter(|key| {
                         let key = key.as_str().to_ascii_uppercase();
-                        key != "CONFIG" && !key.starts_with("TEST_")
+                        key != "CONFIG" && !key.starts_with("TEST_") && !key.starts_with("BENCH_")
                     })
                     .split("__"),
             );

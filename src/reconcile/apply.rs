@@ -152,9 +152,10 @@ impl Reconciler {
     ) -> AccountReport {
         let started_at = Utc::now().naive_utc();
         let clock = Instant::now();
-        let statements_before = self.store.statements();
+        // Its own counter: accounts run concurrently on one pool.
+        let store = self.store.counted();
         let result = self
-            .account_pass_inner(account, sole, policy, options, started_at)
+            .account_pass_inner(&store, account, sole, policy, options, started_at)
             .await;
         let mut report = match result {
             Ok(r) => r,
@@ -174,14 +175,14 @@ impl Reconciler {
                         summary: serde_json::json!({ "stage": stage }),
                         error: Some(error.clone()),
                     };
-                    if let Err(e) = self.store.record_run(&run).await {
+                    if let Err(e) = store.record_run(&run).await {
                         warn!(account = %account.name, error = %e, "Could not record the failed run in calsync_runs.");
                     }
                 }
                 AccountReport::failed(&account.name, format!("{stage}: {error}"))
             }
         };
-        report.sql_statements = self.store.statements().saturating_sub(statements_before);
+        report.sql_statements = store.statements();
         if !options.dry_run {
             let m = &self.metrics;
             m.reconcile_runs_total
@@ -201,6 +202,7 @@ impl Reconciler {
 
     async fn account_pass_inner(
         &self,
+        store: &Store,
         account: &Account,
         sole: bool,
         policy: Policy,
@@ -213,8 +215,7 @@ impl Reconciler {
             .await
             .map_err(|e| ("list", e.to_string()))?;
         let ids = listing.ids();
-        let snapshot = self
-            .store
+        let snapshot = store
             .load_account(AccountScope {
                 account: &account.name,
                 company_id: account.company_id,
@@ -272,8 +273,7 @@ impl Reconciler {
             summary: serde_json::to_value(p.counts()).unwrap_or_default(),
             error: None,
         });
-        let outcome = self
-            .store
+        let outcome = store
             .apply(write)
             .await
             .map_err(|e| ("write", e.to_string()))?;

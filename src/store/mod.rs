@@ -359,6 +359,15 @@ impl Store {
 
     /// Statements this store (and its clones) sent, including `BEGIN` and
     /// `COMMIT`; the migrator's own bookkeeping statements are not counted.
+    /// A handle on the same pool with its own statement counter, so one account's
+    /// pass can count its statements while others run concurrently.
+    pub fn counted(&self) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            statements: Statements::default(),
+        }
+    }
+
     pub fn statements(&self) -> u64 {
         self.statements.get()
     }
@@ -391,6 +400,19 @@ impl Store {
             Pool::MySql(p) => migrator.run(p).await,
         };
         ran.map_err(|cause| StoreError::Migrate { cause })?;
+        if let (false, Pool::Sqlite(p)) = (existed, &self.pool) {
+            // PostgreSQL and MySQL create this index with the table; SQLite DDL
+            // cannot be conditional on the table being new, and a platform's own
+            // table never gets an index from calsync. Without it each account's
+            // load scans the table (quadratic at a thousand accounts).
+            self.statements.tick();
+            sqlx::query(
+                "CREATE INDEX IF NOT EXISTS services_company_id_index ON services (company_id)",
+            )
+            .execute(p)
+            .await
+            .map_err(error::on(Backend::Sqlite, "indexing services by company"))?;
+        }
         let after = self.applied_versions().await?;
         self.verify_services().await?;
         Ok(MigrateReport {
