@@ -116,7 +116,7 @@ fn id_list(qb: &mut QueryBuilder<MySql>, ids: impl IntoIterator<Item = i64>) {
     qb.push(")");
 }
 
-super::shared::statements!(MySqlPool, MySqlConnection);
+super::shared::statements!(MySql, MySqlPool, MySqlConnection);
 
 pub(super) async fn table_exists(
     pool: &MySqlPool,
@@ -508,34 +508,6 @@ async fn overwrite(
             .await
             .map_err(on(BACKEND, "overwriting services with Cal.com values"))?;
         out.overwritten += done.rows_affected();
-    }
-    Ok(())
-}
-
-async fn resolve_drift(
-    conn: &mut MySqlConnection,
-    st: &Statements,
-    w: &PreparedWrite<'_>,
-) -> Result<(), StoreError> {
-    for (resolution, keys) in &w.drift_resolutions {
-        for keys in keys.chunks(ID_CHUNK) {
-            let mut qb = QueryBuilder::<MySql>::new("UPDATE calsync_drift SET resolved_at = ");
-            qb.push_bind(w.now)
-                .push(", resolution = ")
-                .push_bind(resolution.as_str())
-                .push(", open_key = NULL WHERE open_key IN (");
-            let mut list = qb.separated(", ");
-            for key in keys {
-                list.push_bind(key.as_str());
-            }
-            qb.push(")");
-            st.tick();
-            qb.build()
-                .persistent(false)
-                .execute(&mut *conn)
-                .await
-                .map_err(on(BACKEND, "resolving drift"))?;
-        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! its own copies.
 
 macro_rules! statements {
-    ($pool:ty, $conn:ty) => {
+    ($db:ty, $pool:ty, $conn:ty) => {
         pub(super) async fn ping(pool: &$pool, st: &Statements) -> Result<(), StoreError> {
             st.tick();
             sqlx::query("SELECT 1")
@@ -149,6 +149,34 @@ macro_rules! statements {
             .await
             .map_err(on(BACKEND, "reading runs"))?;
             Ok(rows.into_iter().map(StoredRun::from).collect())
+        }
+
+        async fn resolve_drift(
+            conn: &mut $conn,
+            st: &Statements,
+            w: &PreparedWrite<'_>,
+        ) -> Result<(), StoreError> {
+            for (resolution, keys) in &w.drift_resolutions {
+                for keys in keys.chunks(ID_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE calsync_drift SET resolved_at = ");
+                    qb.push_bind(w.now)
+                        .push(", resolution = ")
+                        .push_bind(resolution.as_str())
+                        .push(", open_key = NULL WHERE open_key IN (");
+                    let mut list = qb.separated(", ");
+                    for key in keys {
+                        list.push_bind(key.as_str());
+                    }
+                    qb.push(")");
+                    st.tick();
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(on(BACKEND, "resolving drift"))?;
+                }
+            }
+            Ok(())
         }
     };
 }

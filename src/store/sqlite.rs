@@ -75,7 +75,7 @@ fn push_values_cte<'c>(
     qb.push(") ");
 }
 
-super::shared::statements!(SqlitePool, SqliteConnection);
+super::shared::statements!(Sqlite, SqlitePool, SqliteConnection);
 
 pub(super) async fn table_exists(
     pool: &SqlitePool,
@@ -418,34 +418,6 @@ async fn overwrite(
             .await
             .map_err(on(BACKEND, "overwriting services with Cal.com values"))?;
         out.overwritten += done.rows_affected();
-    }
-    Ok(())
-}
-
-async fn resolve_drift(
-    conn: &mut SqliteConnection,
-    st: &Statements,
-    w: &PreparedWrite<'_>,
-) -> Result<(), StoreError> {
-    for (resolution, keys) in &w.drift_resolutions {
-        for keys in keys.chunks(ID_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new("UPDATE calsync_drift SET resolved_at = ");
-            qb.push_bind(w.now)
-                .push(", resolution = ")
-                .push_bind(resolution.as_str())
-                .push(", open_key = NULL WHERE open_key IN (");
-            let mut list = qb.separated(", ");
-            for key in keys {
-                list.push_bind(key.as_str());
-            }
-            qb.push(")");
-            st.tick();
-            qb.build()
-                .persistent(false)
-                .execute(&mut *conn)
-                .await
-                .map_err(on(BACKEND, "resolving drift"))?;
-        }
     }
     Ok(())
 }
