@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
-use futures::StreamExt;
 use secrecy::ExposeSecret;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -113,9 +112,12 @@ impl Reconciler {
         client
     }
 
-    /// One pass over the given accounts.
+    /// One pass over the given accounts. Each account runs as its own task (so
+    /// parsing and planning use every core), at most `max_concurrent_accounts` at
+    /// once. Dropping the returned future aborts the accounts still running; their
+    /// transactions roll back.
     pub async fn pass(
-        &self,
+        self: &Arc<Self>,
         all: &[Account],
         selected: &[Account],
         policy: Policy,
@@ -125,21 +127,46 @@ impl Reconciler {
             *m.entry(a.company_id).or_default() += 1;
             m
         });
-        let mut reports: Vec<(usize, AccountReport)> =
-            futures::stream::iter(selected.iter().cloned().enumerate())
-                .map(|(i, account)| {
-                    let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
-                    let span = info_span!("account", account = %account.name);
-                    async move { (i, self.account_pass(&account, sole, policy, options).await) }
-                        .instrument(span)
-                })
-                .buffer_unordered(options.max_concurrent_accounts.max(1))
-                .collect()
-                .await;
-        reports.sort_by_key(|(i, _)| *i);
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            options.max_concurrent_accounts.max(1),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, account) in selected.iter().cloned().enumerate() {
+            let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
+            let span = info_span!("account", account = %account.name);
+            let me = self.clone();
+            let permits = permits.clone();
+            tasks.spawn(
+                async move {
+                    let _permit = permits.acquire_owned().await;
+                    (i, me.account_pass(&account, sole, policy, options).await)
+                }
+                .instrument(span),
+            );
+        }
+        let mut reports: Vec<Option<AccountReport>> = vec![None; selected.len()];
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((i, report)) => reports[i] = Some(report),
+                Err(e) => {
+                    warn!(error = %e, "An account pass ended abnormally; it is reported as failed.")
+                }
+            }
+        }
         PassReport {
             dry_run: options.dry_run,
-            accounts: reports.into_iter().map(|(_, r)| r).collect(),
+            accounts: reports
+                .into_iter()
+                .zip(selected)
+                .map(|(r, a)| {
+                    r.unwrap_or_else(|| {
+                        AccountReport::failed(
+                            &a.name,
+                            "internal error: the account pass did not finish".into(),
+                        )
+                    })
+                })
+                .collect(),
         }
     }
 
