@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use secrecy::ExposeSecret;
+use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::diff::{OrphanScope, compare, diff};
@@ -141,7 +142,9 @@ impl Reconciler {
                     let _permit = permits.acquire_owned().await;
                     (i, me.account_pass(&account, sole, policy, options).await)
                 }
-                .instrument(span),
+                .instrument(span)
+                // Keep the caller's subscriber (a scoped one in tests and tools).
+                .with_current_subscriber(),
             );
         }
         let mut reports: Vec<Option<AccountReport>> = vec![None; selected.len()];
