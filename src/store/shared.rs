@@ -178,6 +178,57 @@ macro_rules! statements {
             }
             Ok(())
         }
+
+        fn id_list(qb: &mut QueryBuilder<$db>, ids: impl IntoIterator<Item = i64>) {
+            qb.push("(");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            qb.push(")");
+        }
+
+        pub(super) async fn load_account(
+            pool: &$pool,
+            st: &Statements,
+            scope: AccountScope<'_>,
+        ) -> Result<AccountSnapshot, StoreError> {
+            let mut rows: Vec<ServiceRow> = Vec::new();
+            for ids in scope.listed.chunks(ID_CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new(SERVICE_SELECT);
+                qb.push(" WHERE s.calcom_event_type_id IN ");
+                id_list(&mut qb, ids.iter().map(|id| id.0));
+                st.tick();
+                rows.extend(
+                    qb.build_query_as::<ServiceRow>()
+                        .persistent(false)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(on(BACKEND, "loading listed services"))?,
+                );
+            }
+            st.tick();
+            rows.extend(
+                sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+                    "{SERVICE_SELECT} WHERE r.account = ? UNION ALL {SERVICE_SELECT} \
+                     WHERE r.event_type_id IS NULL AND s.calcom_event_type_id IS NOT NULL AND s.company_id = ?"
+                )))
+                .bind(scope.account)
+                .bind(scope.company_id)
+                .fetch_all(pool)
+                .await
+                .map_err(on(BACKEND, "loading the account's services"))?,
+            );
+            st.tick();
+            let drift = sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
+                "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND account = ?"
+            )))
+            .bind(scope.account)
+            .fetch_all(pool)
+            .await
+            .map_err(on(BACKEND, "loading open drift"))?;
+            super::snapshot(rows, drift)
+        }
     };
 }
 

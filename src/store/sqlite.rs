@@ -142,52 +142,6 @@ pub(super) async fn services_shape(
     }))
 }
 
-pub(super) async fn load_account(
-    pool: &SqlitePool,
-    st: &Statements,
-    scope: AccountScope<'_>,
-) -> Result<AccountSnapshot, StoreError> {
-    let mut rows: Vec<ServiceRow> = Vec::new();
-    for ids in scope.listed.chunks(ID_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(SERVICE_SELECT);
-        qb.push(" WHERE s.calcom_event_type_id IN (");
-        let mut list = qb.separated(", ");
-        for id in ids {
-            list.push_bind(id.0);
-        }
-        qb.push(")");
-        st.tick();
-        rows.extend(
-            qb.build_query_as::<ServiceRow>()
-                .persistent(false)
-                .fetch_all(pool)
-                .await
-                .map_err(on(BACKEND, "loading listed services"))?,
-        );
-    }
-    st.tick();
-    rows.extend(
-        sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-            "{SERVICE_SELECT} WHERE r.account = ? UNION ALL {SERVICE_SELECT} \
-             WHERE r.event_type_id IS NULL AND s.calcom_event_type_id IS NOT NULL AND s.company_id = ?"
-        )))
-        .bind(scope.account)
-        .bind(scope.company_id)
-        .fetch_all(pool)
-        .await
-        .map_err(on(BACKEND, "loading the account's services"))?,
-    );
-    st.tick();
-    let drift = sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
-        "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND account = ?"
-    )))
-    .bind(scope.account)
-    .fetch_all(pool)
-    .await
-    .map_err(on(BACKEND, "loading open drift"))?;
-    super::snapshot(rows, drift)
-}
-
 pub(super) async fn status_counts(
     pool: &SqlitePool,
     st: &Statements,
@@ -196,13 +150,10 @@ pub(super) async fn status_counts(
     let mut out = Vec::new();
     for ids in company_ids.chunks(ID_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT company_id, sync_status, COUNT(*) FROM services WHERE company_id IN (",
+            "SELECT company_id, sync_status, COUNT(*) FROM services WHERE company_id IN ",
         );
-        let mut list = qb.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        qb.push(") GROUP BY company_id, sync_status");
+        id_list(&mut qb, ids.iter().copied());
+        qb.push(" GROUP BY company_id, sync_status");
         st.tick();
         out.extend(
             qb.build_query_as::<(i64, Option<String>, i64)>()
