@@ -79,6 +79,7 @@ impl App {
                 PassOptions {
                     dry_run,
                     max_concurrent_accounts: self.settings.max_concurrent_accounts,
+                    orphan_checks_per_pass: self.settings.orphan_checks_per_pass,
                 },
             )
             .await)
@@ -112,58 +113,89 @@ pub fn print_pass(report: &PassReport, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `calsync drift`.
+/// `calsync drift`: the ledger entries in `state` (open by default).
 pub async fn print_drift(
     store: &Store,
     account: Option<&str>,
+    state: crate::store::DriftState,
     format: Format,
 ) -> anyhow::Result<usize> {
-    let entries = store.open_drift(account).await?;
+    let records = store.drift_records(state, account).await?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&drift_json(&entries))?),
-        Format::Text if entries.is_empty() => {
-            println!("No open drift: Cal.com agrees with the platform.")
-        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(&drift_json(&records))?),
+        Format::Text if records.is_empty() => match state {
+            crate::store::DriftState::Open => {
+                println!("No open drift: Cal.com agrees with the platform.")
+            }
+            crate::store::DriftState::Closed => println!("No closed drift entries."),
+            crate::store::DriftState::All => println!("The drift ledger is empty."),
+        },
         Format::Text => {
             println!(
-                "{:>8}  {:>10}  {:<16}  {:<24}  {:<24}  {:<20}  seen",
-                "service", "event type", "field", "platform", "Cal.com", "first seen (UTC)"
+                "{:>8}  {:>10}  {:<16}  {:<11}  {:<22}  {:<22}  {:<22}  {:<20}  {:>5}  state",
+                "service",
+                "event type",
+                "field",
+                "origin",
+                "platform",
+                "Cal.com",
+                "last agreed",
+                "first seen (UTC)",
+                "seen"
             );
-            for e in &entries {
+            for r in &records {
+                let e = &r.entry;
+                let state = match (r.resolution, r.resolved_at) {
+                    (Some(res), Some(at)) => {
+                        format!("{} {}", res.as_str(), at.format("%Y-%m-%d %H:%M:%S"))
+                    }
+                    _ => "open".to_owned(),
+                };
                 println!(
-                    "{:>8}  {:>10}  {:<16}  {:<24}  {:<24}  {:<20}  {}",
+                    "{:>8}  {:>10}  {:<16}  {:<11}  {:<22}  {:<22}  {:<22}  {:<20}  {:>5}  {}",
                     e.service_id.0,
                     e.calcom_event_type_id.0,
                     e.field.as_str(),
-                    clip(&e.platform_value, 24),
-                    clip(&e.calcom_value, 24),
+                    e.origin.as_str(),
+                    clip(&e.platform_value, 22),
+                    clip(&e.calcom_value, 22),
+                    clip(e.baseline_value.as_deref().unwrap_or("-"), 22),
                     e.first_seen_at.format("%Y-%m-%d %H:%M:%S"),
-                    e.times_seen
+                    e.times_seen,
+                    state
                 );
             }
-            println!(
-                "\nThe platform values are in force. To repair Cal.com: `calsync push --service ID` (or set sync.repush_drifted = true); price must be changed in Cal.com itself."
-            );
+            if records.iter().any(|r| r.resolved_at.is_none()) {
+                println!(
+                    "\nOpen entries: the platform values are in force. To repair Cal.com: `calsync push --service ID` (or set sync.repush_drifted = true); price must be changed in Cal.com itself. Closed entries are kept as history (`--state closed`)."
+                );
+            }
         }
     }
-    Ok(entries.len())
+    Ok(records.len())
 }
 
 /// The drift ledger as JSON (the same for `calsync drift` and the operator API).
-pub fn drift_json(entries: &[crate::domain::DriftEntry]) -> serde_json::Value {
-    entries
+pub fn drift_json(records: &[crate::store::DriftRecord]) -> serde_json::Value {
+    records
         .iter()
-        .map(|e| {
+        .map(|r| {
+            let e = &r.entry;
             serde_json::json!({
                 "service_id": e.service_id,
                 "calcom_event_type_id": e.calcom_event_type_id,
                 "account": e.account,
                 "field": e.field,
+                "origin": e.origin,
                 "platform_value": e.platform_value,
                 "calcom_value": e.calcom_value,
+                "baseline_value": e.baseline_value,
                 "first_seen_at": e.first_seen_at.and_utc().to_rfc3339(),
                 "last_seen_at": e.last_seen_at.and_utc().to_rfc3339(),
                 "times_seen": e.times_seen,
+                "state": if r.resolved_at.is_some() { "closed" } else { "open" },
+                "resolution": r.resolved_at.and(r.resolution),
+                "resolved_at": r.resolved_at.map(|t| t.and_utc().to_rfc3339()),
             })
         })
         .collect()

@@ -28,6 +28,25 @@ pub enum Format {
     Json,
 }
 
+/// `calsync drift --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DriftStateArg {
+    #[default]
+    Open,
+    Closed,
+    All,
+}
+
+impl From<DriftStateArg> for crate::store::DriftState {
+    fn from(s: DriftStateArg) -> Self {
+        match s {
+            DriftStateArg::Open => Self::Open,
+            DriftStateArg::Closed => Self::Closed,
+            DriftStateArg::All => Self::All,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one reconcile pass. Exit 0 when everything succeeded, 2 on any failure.
@@ -52,6 +71,9 @@ pub enum Command {
     Drift {
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
+        /// Which entries: open (default), closed (resolved, kept as history), or all.
+        #[arg(long, value_enum, default_value_t)]
+        state: DriftStateArg,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

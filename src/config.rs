@@ -132,6 +132,8 @@ pub struct SyncConfig {
     pub push_pending: bool,
     pub repush_drifted: bool,
     pub allow_calcom_overwrites: bool,
+    pub detect_platform_edits: bool,
+    pub orphan_checks_per_pass: usize,
 }
 
 impl Default for SyncConfig {
@@ -146,6 +148,8 @@ impl Default for SyncConfig {
             push_pending: policy.push_pending,
             repush_drifted: policy.repush_drifted,
             allow_calcom_overwrites: policy.allow_calcom_overwrites,
+            detect_platform_edits: policy.detect_platform_edits,
+            orphan_checks_per_pass: 10,
         }
     }
 }
@@ -471,6 +475,12 @@ impl Config {
             1024,
         )?;
         in_range(
+            "sync.orphan_checks_per_pass",
+            self.sync.orphan_checks_per_pass,
+            0,
+            1000,
+        )?;
+        in_range(
             "sync.shutdown_timeout_secs",
             self.sync.shutdown_timeout_secs,
             1,
@@ -528,7 +538,9 @@ impl Config {
                 push_pending: self.sync.push_pending,
                 repush_drifted: self.sync.repush_drifted,
                 allow_calcom_overwrites: self.sync.allow_calcom_overwrites,
+                detect_platform_edits: self.sync.detect_platform_edits,
             },
+            orphan_checks_per_pass: self.sync.orphan_checks_per_pass,
             schedule: self.sync.schedule.clone(),
             jitter: Duration::from_secs(self.sync.jitter_secs),
             max_concurrent_accounts: self.sync.max_concurrent_accounts,
@@ -599,6 +611,9 @@ pub struct Settings {
     pub schedule: String,
     pub jitter: Duration,
     pub max_concurrent_accounts: usize,
+    /// Event types missing from a listing that one account pass asks Cal.com
+    /// about before orphaning their services (`sync.orphan_checks_per_pass`).
+    pub orphan_checks_per_pass: usize,
     pub shutdown_timeout: Duration,
     pub listen: SocketAddr,
     pub admin_token: Option<SecretString>,

@@ -300,6 +300,7 @@ impl Daemon {
             PassOptions {
                 dry_run: false,
                 max_concurrent_accounts: settings.max_concurrent_accounts,
+                orphan_checks_per_pass: settings.orphan_checks_per_pass,
             },
         );
         let report = tokio::select! {
@@ -468,10 +469,16 @@ impl Daemon {
         self.metrics.leader.set(0);
     }
 
-    pub async fn drift(&self) -> Result<serde_json::Value, String> {
+    pub async fn drift(
+        &self,
+        state: crate::store::DriftState,
+    ) -> Result<serde_json::Value, String> {
         let store = self.store().ok_or("the database is not connected yet")?;
-        let entries = store.open_drift(None).await.map_err(|e| e.to_string())?;
-        Ok(app::drift_json(&entries))
+        let records = store
+            .drift_records(state, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(app::drift_json(&records))
     }
 
     pub async fn push(&self, id: ServiceId) -> Result<ManualPush, (StatusCode, String)> {

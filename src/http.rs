@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 
 use crate::daemon::Daemon;
 use crate::domain::{ServiceId, visibility_label};
+use crate::store::{DriftRecord, DriftState};
 
 /// Request bodies above this are refused (the API takes no large input).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -165,6 +166,7 @@ async fn api(
     if let Err(denied) = authorized(&req, daemon) {
         return *denied;
     }
+    let query = req.uri().query().unwrap_or_default().to_owned();
     // Bounded body, even where none is expected.
     if Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
@@ -175,10 +177,27 @@ async fn api(
     }
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     match (method, segments.as_slice()) {
-        (&Method::GET, ["drift"]) => match daemon.drift().await {
-            Ok(v) => json_response(StatusCode::OK, &v),
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
-        },
+        (&Method::GET, ["drift"]) => {
+            let state = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned());
+            let state = match state.as_deref() {
+                None => DriftState::Open,
+                Some(v) => match DriftState::parse(v) {
+                    Some(s) => s,
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("state {v:?} is not one of open, closed, all"),
+                        );
+                    }
+                },
+            };
+            match daemon.drift(state).await {
+                Ok(v) => json_response(StatusCode::OK, &v),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+            }
+        }
         (&Method::POST, ["reconcile"]) => match daemon.reconcile_now().await {
             Ok(report) => json_response(
                 StatusCode::OK,
@@ -223,7 +242,14 @@ async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let drift = match store.drift_for_service(id).await {
-        Ok(d) => d,
+        Ok(d) => d
+            .into_iter()
+            .map(|entry| DriftRecord {
+                entry,
+                resolved_at: None,
+                resolution: None,
+            })
+            .collect::<Vec<_>>(),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let s = linked.service;

@@ -126,11 +126,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 exit::OK
             })
         }
-        Command::Drift { account, format } => {
+        Command::Drift {
+            account,
+            state,
+            format,
+        } => {
             let (settings, _) = settings(&cli, false)?;
             let _guard = logs(&settings, Console::Stderr)?;
             let store = app::connect(&settings).await?;
-            app::print_drift(&store, account.as_deref(), *format).await?;
+            app::print_drift(&store, account.as_deref(), (*state).into(), *format).await?;
             Ok(exit::OK)
         }
         Command::Push { service, format } => {

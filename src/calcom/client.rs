@@ -248,7 +248,11 @@ impl AccountClient {
             .await
         {
             Ok(data) => Ok(decode_single(&data)),
-            Err(CalcomError::Api { status: 404, .. }) => Err(CalcomError::EventTypeGone(id)),
+            // Only Cal.com's own error envelope proves the event type is gone: a
+            // proxy's 404 page (code "unknown") is a failure, not a deletion.
+            Err(CalcomError::Api {
+                status: 404, code, ..
+            }) if code != "unknown" => Err(CalcomError::EventTypeGone(id)),
             Err(e) => Err(e),
         }
     }

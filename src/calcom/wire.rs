@@ -110,6 +110,22 @@ fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, S
     }
 }
 
+/// Rejects text no backend can store, or none should: U+0000 (PostgreSQL refuses
+/// it in `text`), and other control characters (in a name they are never
+/// intended; a description may keep tabs and line breaks).
+fn storable(key: &str, value: &str, multiline: bool) -> Result<(), String> {
+    let bad = value
+        .chars()
+        .find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')));
+    match bad {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{key} contains the control character U+{:04X}, which the platform's database cannot store; remove it in Cal.com",
+            c as u32
+        )),
+    }
+}
+
 /// Turns one listed item into a domain event type.
 pub fn event_type_from_value(item: &Value, position: usize) -> Result<EventType, RecordError> {
     let Some(obj) = item.as_object() else {
@@ -141,6 +157,7 @@ fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String
     if title.trim().is_empty() {
         return Err("title is empty".into());
     }
+    storable("title", title, false)?;
     let title_chars = title.chars().count();
     if title_chars > MAX_NAME_CHARS {
         return Err(format!(
@@ -148,6 +165,7 @@ fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String
         ));
     }
     let description = text(obj, "description")?.unwrap_or_default();
+    storable("description", description, true)?;
     let description_chars = description.chars().count();
     if description_chars > MAX_DESCRIPTION_CHARS {
         return Err(format!(
@@ -168,6 +186,7 @@ fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String
     };
     let team_id = whole(obj, "teamId")?.filter(|t| *t > 0).map(TeamId);
     let slug = text(obj, "slug")?.unwrap_or_default().to_owned();
+    storable("slug", &slug, false)?;
     Ok(EventType {
         id,
         team_id,

@@ -7,9 +7,11 @@
 
 mod money;
 mod policy;
+mod values;
 
 pub use money::{Currency, Money};
 pub use policy::{OverwriteGrant, Policy};
+pub use values::{Agreed, Baseline, Change, Comparable, FieldValue, FieldVerdict, classify};
 
 use std::fmt;
 
@@ -207,8 +209,13 @@ pub struct EventType {
 pub enum Resolution {
     /// The two sides agree again (someone fixed one of them).
     Agreed,
-    /// calsync pushed the platform value to Cal.com.
+    /// calsync pushed the platform value back over a Cal.com-side edit
+    /// (`repush_drifted`, or a manual push).
     Repushed,
+    /// Replaced without anyone deciding for it: a conflict the platform won when
+    /// its edit was pushed, a value pushed over before the service had a baseline,
+    /// or a Cal.com value that Cal.com itself replaced with a newer one.
+    Superseded,
     /// `allow_calcom_overwrites` copied the Cal.com value into the platform.
     Overwritten,
     /// The service or its event type is gone from the comparison.
@@ -216,13 +223,62 @@ pub enum Resolution {
 }
 
 impl Resolution {
+    pub const ALL: [Resolution; 5] = [
+        Self::Agreed,
+        Self::Repushed,
+        Self::Superseded,
+        Self::Overwritten,
+        Self::Orphaned,
+    ];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == value)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Agreed => "agreed",
             Self::Repushed => "repushed",
+            Self::Superseded => "superseded",
             Self::Overwritten => "overwritten",
             Self::Orphaned => "orphaned",
         }
+    }
+}
+
+/// Why a drift ledger entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Someone edited the event type in Cal.com; the platform did not change it.
+    CalcomEdit,
+    /// Both sides changed the field since they last agreed (or, before a service
+    /// has a baseline, a pending platform edit was pushed over a differing Cal.com
+    /// value: calsync cannot tell who changed it).
+    Conflict,
+    /// Cal.com stored a pushed value differently (trimmed, rounded, clamped).
+    Normalised,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 3] = [Self::CalcomEdit, Self::Conflict, Self::Normalised];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CalcomEdit => "calcom_edit",
+            Self::Conflict => "conflict",
+            Self::Normalised => "normalised",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == value)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -232,6 +288,12 @@ pub struct FieldDiff {
     pub field: Field,
     pub platform: String,
     pub calcom: String,
+    /// What both sides last agreed on, when they ever did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// Who changed the field since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
 }
 
 /// An open drift ledger entry.
@@ -241,8 +303,11 @@ pub struct DriftEntry {
     pub calcom_event_type_id: EventTypeId,
     pub account: String,
     pub field: Field,
+    pub origin: Origin,
     pub platform_value: String,
     pub calcom_value: String,
+    /// The value both sides last agreed on, when there was one.
+    pub baseline_value: Option<String>,
     pub first_seen_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub times_seen: i64,

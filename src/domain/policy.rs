@@ -12,6 +12,9 @@ pub struct Policy {
     pub push_pending: bool,
     pub repush_drifted: bool,
     pub allow_calcom_overwrites: bool,
+    /// Push a platform edit found by comparing with the baseline even when the
+    /// platform did not mark the service `pending` (`sync.detect_platform_edits`).
+    pub detect_platform_edits: bool,
 }
 
 impl Default for Policy {
@@ -21,6 +24,7 @@ impl Default for Policy {
             push_pending: true,
             repush_drifted: false,
             allow_calcom_overwrites: false,
+            detect_platform_edits: true,
         }
     }
 }

@@ -12,10 +12,10 @@ use secrecy::ExposeSecret;
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::diff::{OrphanScope, compare, diff};
+use super::diff::{Diff, Difference, OrphanScope, compare, diff, differing};
 use super::plan::{
-    Plan, PlanInput, Protection, Push, PushOutcome, PushReason, build_write, plan, push_for,
-    push_precheck, push_took_effect,
+    Decision, Plan, PlanInput, Push, PushOutcome, build_write, normalised, plan, push_intents,
+    push_precheck,
 };
 use super::report::{AccountReport, PassReport};
 use crate::calcom::{AccountClient, CalcomClient};
@@ -24,7 +24,8 @@ use crate::domain::{Field, Policy, ServiceId, SyncStatus};
 use crate::store::{AccountScope, AccountWrite, RunRecord, Store};
 use crate::telemetry::events::{
     AccountFailed, CalcomOverwriteApplied, EmptyListingGuarded, EventTypeImported,
-    ProtectionTriggered, PushFailed, PushSucceeded, RecordRejected, ServiceOrphaned,
+    ListingInconsistent, OrphanChecksDeferred, ProtectionStillOpen, ProtectionTriggered,
+    PushFailed, PushNormalised, PushSucceeded, RecordRejected, ServiceOrphaned,
 };
 use crate::telemetry::metrics::Metrics;
 
@@ -34,6 +35,9 @@ pub struct PassOptions {
     /// Plan only: no pushes, no writes (`calsync plan`, `once --dry-run`).
     pub dry_run: bool,
     pub max_concurrent_accounts: usize,
+    /// Missing event types one account pass may ask Cal.com about
+    /// (`sync.orphan_checks_per_pass`); the rest wait for the next pass.
+    pub orphan_checks_per_pass: usize,
 }
 
 /// Runs passes. Keeps one client per account across passes, so a key's budget and
@@ -253,7 +257,7 @@ impl Reconciler {
             })
             .await
             .map_err(|e| ("load", e.to_string()))?;
-        let d = diff(
+        let mut d = diff(
             &listing.records,
             &snapshot.services,
             OrphanScope {
@@ -262,7 +266,10 @@ impl Reconciler {
                 sole_account_for_company: sole,
             },
         );
-        let p = plan(
+        let mut proof = self
+            .prove_missing(&client, &mut d, options.orphan_checks_per_pass)
+            .await;
+        let mut p = plan(
             d,
             PlanInput {
                 account: &account.name,
@@ -273,25 +280,39 @@ impl Reconciler {
                 listed_records: listing.records.len(),
             },
         );
+        p.kept_missing = std::mem::take(&mut proof.kept);
         let mut report = AccountReport::from_plan(&p);
-        report.calcom_requests = listing.requests;
+        report.calcom_requests = listing.requests + proof.requests;
         if options.dry_run {
             return Ok(report);
         }
 
+        // Cal.com values about to be pushed over reach the ledger first.
+        let intents = push_intents(&p);
+        let announced: HashSet<(ServiceId, Field)> =
+            intents.iter().map(|o| (o.service_id, o.field)).collect();
+        if !intents.is_empty() {
+            let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
+            w.drift_upserts = intents;
+            store.apply(w).await.map_err(|e| ("write", e.to_string()))?;
+            // They are in the ledger now: announce them (once) whatever happens next.
+            self.announce(&p, &outcomes_none(), |key| announced.contains(&key));
+        }
         let mut outcomes = HashMap::new();
-        for push in &p.pushes {
+        let pushes: Vec<Push> = p.pushes().cloned().collect();
+        for push in &pushes {
             let outcome = self.execute_push(&client, push).await;
             match &outcome {
-                PushOutcome::Succeeded => report.pushed += 1,
+                PushOutcome::Succeeded(_) => report.pushed += 1,
                 PushOutcome::Failed(_) => report.push_failures += 1,
             }
             outcomes.insert(push.service.id, outcome);
         }
-        report.calcom_requests += p.pushes.len() as u32;
+        report.calcom_requests += pushes.len() as u32;
 
         let now = Utc::now().naive_utc();
         let mut write = build_write(&p, &outcomes, policy.overwrite_grant(), now);
+        write.gone = proof.newly_gone.iter().map(|(_, et)| *et).collect();
         let gauges = Gauges::after(&p, &snapshot.open_drift, &write);
         write.run = Some(RunRecord {
             account: account.name.clone(),
@@ -317,20 +338,74 @@ impl Reconciler {
                 "Some services were edited in the platform while calsync pushed them; they stay pending and the next pass pushes the newer values."
             );
         }
-        self.emit_events(&p, &outcome, &outcomes);
+        self.announce(&p, &outcomes, |key| !announced.contains(&key));
+        self.emit_events(&p, &outcome, &proof);
         gauges.publish(&self.metrics, &account.name);
         Ok(report)
     }
 
+    /// Asks Cal.com about linked event types missing from the listing: only a 404
+    /// from Cal.com itself makes an orphan. An event type Cal.com still has means
+    /// the listing was inconsistent (it shifted while being paged); the service is
+    /// kept as it was. At most `budget` checks per pass (each is a request against
+    /// the key's budget); known orphans are not asked about again.
+    async fn prove_missing(&self, client: &AccountClient, d: &mut Diff, budget: usize) -> Proof {
+        let mut proof = Proof::default();
+        let mut deferred = 0usize;
+        for linked in std::mem::take(&mut d.missing) {
+            let service = linked.service;
+            let Some(id) = service.calcom_event_type_id else {
+                continue;
+            };
+            let registry = linked.registry.as_ref();
+            if registry.is_some_and(|r| r.gone_at.is_some()) {
+                d.differences.push(Difference::Orphaned(service));
+                continue;
+            }
+            if proof.requests as usize >= budget {
+                deferred += 1;
+                proof.kept.push((
+                    service,
+                    "missing from the listing; not checked yet (sync.orphan_checks_per_pass)"
+                        .into(),
+                ));
+                continue;
+            }
+            proof.requests += 1;
+            match client.get(id, registry.and_then(|r| r.team_id)).await {
+                Err(crate::calcom::CalcomError::EventTypeGone(_)) => {
+                    proof.newly_gone.push((service.id, id));
+                    d.differences.push(Difference::Orphaned(service));
+                }
+                Ok(_) => {
+                    proof.inconsistent.push((service.id, id));
+                    proof.kept.push((
+                        service,
+                        "missing from the listing, but Cal.com still has it".into(),
+                    ));
+                }
+                Err(e) => {
+                    deferred += 1;
+                    proof.kept.push((
+                        service,
+                        format!("missing from the listing; checking with Cal.com failed: {e}"),
+                    ));
+                }
+            }
+        }
+        proof.deferred = deferred;
+        proof
+    }
+
     async fn execute_push(&self, client: &AccountClient, push: &Push) -> PushOutcome {
-        let reason = reason_label(push.reason);
+        let reason = push.reason.as_str();
         let result = match push_precheck(push) {
             Err(e) => Err(e),
             Ok(()) => match client
                 .update(push.event_type.id, push.event_type.team_id, &push.patch)
                 .await
             {
-                Ok(Ok(now)) => push_took_effect(push, &now),
+                Ok(Ok(now)) => Ok(now),
                 Ok(Err(record)) => Err(format!(
                     "Cal.com answered with an event type calsync cannot read: {record}"
                 )),
@@ -338,10 +413,17 @@ impl Reconciler {
             },
         };
         match result {
-            Ok(()) => {
-                let replaced: Vec<_> = compare(&push.service.values, &push.event_type)
+            Ok(now) => {
+                let replaced: Vec<_> = differing(&push.service.values, &push.event_type)
                     .into_iter()
-                    .filter(|d| push.fields.contains(&d.field))
+                    .filter(|(f, _, _)| push.fields.contains(f))
+                    .map(|(field, p, c)| crate::domain::FieldDiff {
+                        field,
+                        platform: p.label(),
+                        calcom: c.label(),
+                        baseline: None,
+                        change: None,
+                    })
                     .collect();
                 PushSucceeded {
                     account: client.name(),
@@ -351,7 +433,18 @@ impl Reconciler {
                     replaced: &replaced,
                 }
                 .emit(&self.metrics);
-                PushOutcome::Succeeded
+                for n in normalised(push, &now) {
+                    PushNormalised {
+                        account: client.name(),
+                        service_id: push.service.id,
+                        event_type_id: push.event_type.id,
+                        field: n.field.as_str(),
+                        sent: &n.sent,
+                        stored: &n.stored,
+                    }
+                    .emit();
+                }
+                PushOutcome::Succeeded(now)
             }
             Err(error) => {
                 PushFailed {
@@ -367,37 +460,79 @@ impl Reconciler {
         }
     }
 
-    fn emit_events(
+    /// PROTECTION for the Cal.com-side values this plan sees for the first time
+    /// (among the fields `which` selects), and DEBUG lines for those already in the
+    /// ledger. Called once the values are committed to the ledger.
+    fn announce(
         &self,
         p: &Plan,
-        outcome: &crate::store::ApplyOutcome,
         pushes: &HashMap<ServiceId, PushOutcome>,
+        which: impl Fn((ServiceId, Field)) -> bool,
     ) {
         let account = p.account.as_str();
-        for pr in &p.protections {
-            ProtectionTriggered {
-                account,
-                service_id: pr.service.id,
-                service_name: &pr.service.values.name,
-                event_type_id: pr.event_type.id,
-                fields: &pr.fields,
-                repush: pushes.contains_key(&pr.service.id),
-            }
-            .emit(&self.metrics);
-        }
-        if outcome.overwritten > 0 {
-            for o in &p.overwrites {
-                CalcomOverwriteApplied {
+        for sp in p.services() {
+            let id = sp.service().id;
+            let (new, seen): (Vec<_>, Vec<_>) = sp
+                .calcom_side()
+                .filter(|f| which((id, f.change.field)))
+                .partition(|f| f.protection());
+            if !new.is_empty() {
+                let fields: Vec<_> = new.iter().map(|f| f.change.diff()).collect();
+                let pushed_over = sp
+                    .push
+                    .as_ref()
+                    .is_some_and(|push| new.iter().any(|f| push.fields.contains(&f.change.field)));
+                ProtectionTriggered {
                     account,
-                    service_id: o.service.id,
-                    service_name: &o.service.values.name,
-                    event_type_id: o.event_type.id,
-                    fields: &o.fields,
+                    service_id: id,
+                    service_name: &sp.service().values.name,
+                    event_type_id: sp.cmp.event_type.id,
+                    fields: &fields,
+                    repush: pushed_over && !matches!(pushes.get(&id), Some(PushOutcome::Failed(_))),
+                    conflict: new
+                        .iter()
+                        .any(|f| f.change.change == crate::domain::Change::Conflict),
                 }
                 .emit(&self.metrics);
             }
+            if !seen.is_empty() {
+                let fields: Vec<_> = seen.iter().map(|f| f.change.diff()).collect();
+                ProtectionStillOpen {
+                    account,
+                    service_id: id,
+                    fields: &fields,
+                }
+                .emit();
+            }
         }
-        let titles: HashMap<_, _> = p.imports.iter().map(|e| (e.id, e.title.as_str())).collect();
+    }
+
+    fn emit_events(&self, p: &Plan, outcome: &crate::store::ApplyOutcome, proof: &Proof) {
+        let account = p.account.as_str();
+        for sp in p.services() {
+            let id = sp.service().id;
+            if outcome.overwritten > 0 {
+                let fields: Vec<_> = sp.overwrites().map(|f| f.change.diff()).collect();
+                if !fields.is_empty() {
+                    CalcomOverwriteApplied {
+                        account,
+                        service_id: id,
+                        service_name: &sp.service().values.name,
+                        event_type_id: sp.cmp.event_type.id,
+                        fields: &fields,
+                    }
+                    .emit(&self.metrics);
+                }
+            }
+        }
+        let titles: HashMap<_, _> = p
+            .decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Import(e) => Some((e.id, e.title.as_str())),
+                _ => None,
+            })
+            .collect();
         for (et, service) in &outcome.imported {
             EventTypeImported {
                 account,
@@ -407,21 +542,39 @@ impl Reconciler {
             }
             .emit(&self.metrics);
         }
-        for s in &p.orphans {
+        for (service_id, event_type_id) in &proof.newly_gone {
             ServiceOrphaned {
                 account,
-                service_id: s.id,
-                event_type_id: s.calcom_event_type_id,
+                service_id: *service_id,
+                event_type_id: Some(*event_type_id),
             }
             .emit();
         }
-        for (e, s) in &p.unreadable {
-            RecordRejected {
+        for (service_id, event_type_id) in &proof.inconsistent {
+            ListingInconsistent {
                 account,
-                service_id: s.as_ref().map(|s| s.id),
-                error: &e.to_string(),
+                service_id: *service_id,
+                event_type_id: *event_type_id,
+            }
+            .emit(&self.metrics);
+        }
+        if proof.deferred > 0 {
+            OrphanChecksDeferred {
+                account,
+                services: proof.deferred,
+                reason: "more missing event types than sync.orphan_checks_per_pass, or Cal.com could not be asked",
             }
             .emit();
+        }
+        for d in &p.decisions {
+            if let Decision::Unreadable { error, service } = d {
+                RecordRejected {
+                    account,
+                    service_id: service.as_ref().map(|s| s.id),
+                    error: &error.to_string(),
+                }
+                .emit();
+            }
         }
         if p.empty_listing_guarded {
             EmptyListingGuarded {
@@ -432,7 +585,9 @@ impl Reconciler {
         }
     }
 
-    /// The manual "sync to Cal.com" action for one service.
+    /// The manual "sync to Cal.com" action for one service: every differing
+    /// pushable field is pushed (the operator decided), and every Cal.com value it
+    /// replaces is kept in the ledger.
     pub async fn push_service(
         &self,
         accounts: &[Account],
@@ -443,7 +598,7 @@ impl Reconciler {
             .service(id)
             .await?
             .ok_or(ManualPushError::NoSuchService(id))?;
-        let service = linked.service;
+        let service = &linked.service;
         let event_type_id = service
             .calcom_event_type_id
             .ok_or(ManualPushError::NotLinked(id))?;
@@ -462,14 +617,28 @@ impl Reconciler {
             .get(event_type_id, team)
             .await?
             .map_err(ManualPushError::Unreadable)?;
-        let fields = compare(&service.values, &event_type);
-        let push = push_for(&service, &event_type, PushReason::Manual);
+        let cmp = compare(&linked, &event_type);
+        let not_pushable: Vec<_> = cmp
+            .fields
+            .iter()
+            .filter(|f| !f.field.pushable())
+            .map(|f| f.diff())
+            .collect();
+        let open = self.store.drift_for_service(id).await?;
+        let p = Plan::single(&account.name, account.company_id, cmp, open);
+        let push = p.pushes().next().cloned();
+        let intents = push_intents(&p);
+        let announced: HashSet<(ServiceId, Field)> =
+            intents.iter().map(|o| (o.service_id, o.field)).collect();
+        if !intents.is_empty() {
+            let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
+            w.drift_upserts = intents;
+            self.store.apply(w).await?;
+            self.announce(&p, &outcomes_none(), |key| announced.contains(&key));
+        }
         let mut outcomes = HashMap::new();
         if let Some(push) = &push {
             match self.execute_push(&client, push).await {
-                PushOutcome::Succeeded => {
-                    outcomes.insert(id, PushOutcome::Succeeded);
-                }
                 PushOutcome::Failed(e) => {
                     let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
                     w.metadata.push(crate::store::MetadataUpdate {
@@ -480,44 +649,42 @@ impl Reconciler {
                     self.store.apply(w).await?;
                     return Err(ManualPushError::Push(e));
                 }
+                ok => {
+                    outcomes.insert(id, ok);
+                }
             }
         }
-        let open = self.store.drift_for_service(id).await?;
-        let protection = Protection {
-            service: service.clone(),
-            event_type: event_type.clone(),
-            fields: fields.clone(),
-        };
-        let policy = Policy {
-            push_pending: true,
-            ..Policy::default()
-        };
-        let p = Plan::single(
-            &account.name,
-            account.company_id,
-            policy,
-            protection,
-            push.clone(),
-            open,
-        );
         let write = build_write(&p, &outcomes, None, Utc::now().naive_utc());
         let outcome = self.store.apply(write).await?;
+        self.announce(&p, &outcomes, |key| !announced.contains(&key));
+        self.emit_events(&p, &outcome, &Proof::default());
         Ok(ManualPush {
             service_id: id,
             account: account.name.clone(),
             pushed: push.map(|p| p.fields).unwrap_or_default(),
-            not_pushable: fields.into_iter().filter(|d| !d.field.pushable()).collect(),
-            marked_synced: outcome.confirmed > 0,
+            not_pushable,
+            marked_synced: outcome.confirmed > 0 && outcome.confirmation_conflicts == 0,
         })
     }
 }
 
-fn reason_label(reason: PushReason) -> &'static str {
-    match reason {
-        PushReason::Pending => "pending",
-        PushReason::Drift => "drift",
-        PushReason::Manual => "manual",
-    }
+fn outcomes_none() -> HashMap<ServiceId, PushOutcome> {
+    HashMap::new()
+}
+
+/// What asking Cal.com about missing event types found.
+#[derive(Debug, Default)]
+struct Proof {
+    /// Requests it took.
+    requests: u32,
+    /// Services whose event type Cal.com confirmed gone in this pass.
+    newly_gone: Vec<(ServiceId, crate::domain::EventTypeId)>,
+    /// Event types Cal.com still has although the listing missed them.
+    inconsistent: Vec<(ServiceId, crate::domain::EventTypeId)>,
+    /// Services left as they were, and why.
+    kept: Vec<(crate::domain::Service, String)>,
+    /// Checks left for a later pass (budget spent, or Cal.com failed).
+    deferred: usize,
 }
 
 /// Per-account gauges, computed from the plan and the write it commits.
@@ -536,7 +703,10 @@ impl Gauges {
             .iter()
             .map(|e| ((e.service_id, e.field), e.first_seen_at))
             .collect();
-        for u in &w.drift_upserts {
+        for r in &w.drift_replaced {
+            open.remove(&(r.service_id, r.field));
+        }
+        for u in w.drift_upserts.iter().filter(|u| u.closed.is_none()) {
             open.entry((u.service_id, u.field)).or_insert(w.now);
         }
         for r in &w.drift_resolutions {
@@ -554,31 +724,41 @@ impl Gauges {
             .unwrap_or(0.0);
 
         // Status of every service the pass touched, as it will be after commit.
-        let mut status: HashMap<ServiceId, SyncStatus> = HashMap::new();
-        let before = p
-            .in_sync
-            .iter()
-            .chain(p.protections.iter().map(|x| &x.service))
-            .chain(p.overwrites.iter().map(|x| &x.service))
-            .chain(p.platform_edits.iter().map(|x| &x.service))
-            .chain(p.orphans.iter())
-            .chain(p.unreadable.iter().filter_map(|(_, s)| s.as_ref()));
-        let before: HashMap<ServiceId, SyncStatus> =
-            before.map(|s| (s.id, s.sync_status)).collect();
-        status.extend(before.iter().map(|(k, v)| (*k, *v)));
+        let mut before: HashMap<ServiceId, SyncStatus> = HashMap::new();
+        let mut orphans = 0;
+        for d in &p.decisions {
+            let s = match d {
+                Decision::InSync(c) => Some(&c.service),
+                Decision::Reconcile(sp) => Some(sp.service()),
+                Decision::Unreadable { service, .. } => service.as_ref(),
+                Decision::Orphan(s) => {
+                    orphans += 1;
+                    Some(s)
+                }
+                Decision::Import(_) | Decision::NotImported(_) => None,
+            };
+            if let Some(s) = s {
+                before.insert(s.id, s.sync_status);
+            }
+        }
+        for (s, _) in &p.kept_missing {
+            before.insert(s.id, s.sync_status);
+        }
+        let mut status = before.clone();
+        for c in &w.confirmations {
+            status.insert(c.id, SyncStatus::Synced);
+        }
         for m in &w.metadata {
             let was = before.get(&m.id).copied();
+            let confirmed = w.confirmations.iter().any(|c| c.id == m.id);
             status.insert(
                 m.id,
-                if was == Some(SyncStatus::Pending) {
+                if was == Some(SyncStatus::Pending) && !confirmed {
                     SyncStatus::Pending
                 } else {
                     m.status
                 },
             );
-        }
-        for c in &w.confirmations {
-            status.insert(c.id, SyncStatus::Synced);
         }
         let mut statuses: BTreeMap<SyncStatus, i64> =
             SyncStatus::ALL.iter().map(|s| (*s, 0)).collect();
@@ -588,7 +768,7 @@ impl Gauges {
         *statuses.entry(SyncStatus::Synced).or_insert(0) += w.imports.len() as i64;
         Self {
             event_types: p.event_types as i64,
-            orphans: p.orphans.len() as i64,
+            orphans,
             drifted_services: services.len() as i64,
             drift_fields,
             oldest_age_secs,

@@ -1,14 +1,17 @@
-//! Pure comparison of one account's Cal.com listing with its services. No I/O.
+//! Pure three-way comparison of one account's Cal.com listing with its services
+//! and their baselines. No I/O.
 //!
 //! Every listed record and every service in the account's scope ends up in exactly
-//! one [`Difference`]; `plan` decides what to do with each.
+//! one [`Difference`] (or, for a linked service missing from the listing, in
+//! [`Diff::missing`], which `apply` must prove with Cal.com before anything is
+//! orphaned). Each service is compared once; `plan` decides what to do.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::calcom::RecordError;
 use crate::domain::{
-    BusinessValues, EventType, EventTypeId, Field, FieldDiff, Money, Service, SyncStatus,
-    visibility_label,
+    Agreed, Baseline, BusinessValues, Change, Comparable, EventType, EventTypeId, Field, FieldDiff,
+    FieldValue, FieldVerdict, Service, SyncStatus, classify,
 };
 use crate::store::LinkedService;
 
@@ -17,38 +20,71 @@ use crate::store::LinkedService;
 pub enum Difference {
     /// No service has this event type id: a candidate for import.
     Unknown(EventType),
-    /// A known service and its event type agree.
-    InSync {
-        service: Service,
-        event_type: EventType,
-    },
-    /// A known service (not pending) differs from Cal.com: someone edited the event
-    /// type in Cal.com. The platform values are protected.
-    Drift {
-        service: Service,
-        event_type: EventType,
-        fields: Vec<FieldDiff>,
-    },
-    /// The platform edited the service (`sync_status = 'pending'`); differences are
-    /// the platform's edit on its way to Cal.com, not drift.
-    PlatformEdit {
-        service: Service,
-        event_type: EventType,
-        fields: Vec<FieldDiff>,
-    },
+    /// A known service and its event type agree on every field (equal, or equal to
+    /// the pair they last agreed on).
+    InSync(Comparison),
+    /// A known service and its event type differ on at least one field; each
+    /// differing field says who changed it since the last agreement.
+    Differs(Comparison),
     /// A listed record calsync could not read; `service` is set when it is known.
     Unreadable {
         error: RecordError,
         service: Option<Service>,
     },
-    /// A linked service whose event type is absent from a complete listing.
+    /// A linked service whose event type Cal.com confirmed is gone.
     Orphaned(Service),
+}
+
+/// One service compared with its event type and baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    pub service: Service,
+    pub event_type: EventType,
+    /// The baseline as stored (`None`: the sides never agreed yet).
+    pub stored: Option<Baseline>,
+    /// The baseline with this pass's agreements folded in.
+    pub baseline: Baseline,
+    /// The fields that differ, in [`Field`] order.
+    pub fields: Vec<FieldChange>,
+}
+
+impl Comparison {
+    /// Whether the baseline must be written (it changed, or there was none).
+    pub fn baseline_changed(&self) -> bool {
+        self.stored.as_ref() != Some(&self.baseline) && !self.baseline.fields.is_empty()
+    }
+}
+
+/// One differing field: the values of both sides, the baseline, and who changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: Field,
+    pub change: Change,
+    pub platform: FieldValue,
+    pub calcom: FieldValue,
+    pub baseline: Option<Agreed>,
+}
+
+impl FieldChange {
+    /// Both sides (and the baseline) as people read them.
+    pub fn diff(&self) -> FieldDiff {
+        FieldDiff {
+            field: self.field,
+            platform: self.platform.label(),
+            calcom: self.calcom.label(),
+            baseline: self.baseline.as_ref().map(Agreed::label),
+            change: Some(self.change),
+        }
+    }
 }
 
 /// The outcome of comparing one account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diff {
     pub differences: Vec<Difference>,
+    /// Linked services in the account's scope whose event type the listing did not
+    /// return: orphans only once Cal.com confirms the event type is gone.
+    pub missing: Vec<LinkedService>,
     /// The listing came back empty although services are linked to this account:
     /// nothing was orphaned (an empty answer is more likely a Cal.com problem than
     /// every event type deleted at once).
@@ -73,9 +109,9 @@ pub fn diff(
     services: &[LinkedService],
     scope: OrphanScope<'_>,
 ) -> Diff {
-    let by_event_type: HashMap<EventTypeId, &Service> = services
+    let by_event_type: HashMap<EventTypeId, &LinkedService> = services
         .iter()
-        .filter_map(|l| l.service.calcom_event_type_id.map(|id| (id, &l.service)))
+        .filter_map(|l| l.service.calcom_event_type_id.map(|id| (id, l)))
         .collect();
     let mut listed: HashSet<EventTypeId> = HashSet::with_capacity(listing.len());
     let mut differences = Vec::with_capacity(listing.len() + 8);
@@ -86,7 +122,14 @@ pub fn diff(
                 listed.insert(et.id);
                 differences.push(match by_event_type.get(&et.id) {
                     None => Difference::Unknown(et.clone()),
-                    Some(service) => compare_known(service, et),
+                    Some(linked) => {
+                        let c = compare(linked, et);
+                        if c.fields.is_empty() {
+                            Difference::InSync(c)
+                        } else {
+                            Difference::Differs(c)
+                        }
+                    }
                 });
             }
             Err(error) => {
@@ -98,13 +141,13 @@ pub fn diff(
                     service: error
                         .event_type_id
                         .and_then(|id| by_event_type.get(&id))
-                        .map(|s| (*s).clone()),
+                        .map(|l| l.service.clone()),
                 });
             }
         }
     }
 
-    let candidates: Vec<&Service> = services
+    let candidates: Vec<&LinkedService> = services
         .iter()
         .filter(|l| {
             let Some(id) = l.service.calcom_event_type_id else {
@@ -118,7 +161,6 @@ pub fn diff(
                 None => l.service.company_id == scope.company_id && scope.sole_account_for_company,
             }
         })
-        .map(|l| &l.service)
         .collect();
 
     // An item without a readable id may be any linked event type: the listing is
@@ -133,97 +175,74 @@ pub fn diff(
     } else {
         0
     };
-    if !empty_listing_guarded {
-        differences.extend(
-            candidates
-                .into_iter()
-                .map(|s| Difference::Orphaned(s.clone())),
-        );
-    }
+    let missing = if empty_listing_guarded {
+        Vec::new()
+    } else {
+        candidates.into_iter().cloned().collect()
+    };
     Diff {
         differences,
+        missing,
         empty_listing_guarded,
         guarded_services,
     }
 }
 
-fn compare_known(service: &Service, et: &EventType) -> Difference {
-    let fields = compare(&service.values, et);
-    if service.sync_status == SyncStatus::Pending {
-        return Difference::PlatformEdit {
-            service: service.clone(),
-            event_type: et.clone(),
-            fields,
+/// The three-way comparison of one linked service with its event type.
+pub fn compare(linked: &LinkedService, et: &EventType) -> Comparison {
+    let service = &linked.service;
+    let platform = Comparable::of_service(&service.values);
+    let calcom = Comparable::of_event_type(et);
+    let stored = linked.baseline.clone();
+    let mut baseline = stored.clone().unwrap_or_default();
+    let pending = service.sync_status == SyncStatus::Pending;
+    let mut fields = Vec::new();
+    for field in Field::ALL {
+        // A description the platform does not manage is never compared.
+        let (Some(p), Some(c)) = (platform.get(field), calcom.get(field)) else {
+            continue;
         };
+        let agreed = baseline.get(field).cloned();
+        match classify(&p, &c, agreed.as_ref(), pending) {
+            FieldVerdict::Agree { rebase } => {
+                if let Some(fresh) = rebase {
+                    baseline.fields.insert(field, fresh);
+                }
+            }
+            FieldVerdict::Differs(change) => fields.push(FieldChange {
+                field,
+                change,
+                platform: p,
+                calcom: c,
+                baseline: agreed,
+            }),
+        }
     }
-    if fields.is_empty() {
-        Difference::InSync {
-            service: service.clone(),
-            event_type: et.clone(),
-        }
-    } else {
-        Difference::Drift {
-            service: service.clone(),
-            event_type: et.clone(),
-            fields,
-        }
+    Comparison {
+        service: service.clone(),
+        event_type: et.clone(),
+        stored,
+        baseline,
+        fields,
     }
 }
 
-/// The fields where the platform's values and Cal.com's differ, in [`Field`] order.
-pub fn compare(values: &BusinessValues, et: &EventType) -> Vec<FieldDiff> {
-    let mut out = Vec::new();
-    if values.name != et.title {
-        out.push(FieldDiff {
-            field: Field::Name,
-            platform: values.name.clone(),
-            calcom: et.title.clone(),
-        });
-    }
-    // NULL (or "") means the platform does not manage the description.
-    if let Some(desc) = &values.description
-        && *desc != et.description
-    {
-        out.push(FieldDiff {
-            field: Field::Description,
-            platform: desc.clone(),
-            calcom: et.description.clone(),
-        });
-    }
-    if i64::from(values.duration_minutes) != i64::from(et.length.get()) {
-        out.push(FieldDiff {
-            field: Field::DurationMinutes,
-            platform: values.duration_minutes.to_string(),
-            calcom: et.length.get().to_string(),
-        });
-    }
-    if values.bookable() == et.hidden {
-        out.push(FieldDiff {
-            field: Field::Visibility,
-            platform: visibility_label(values.bookable()).into(),
-            calcom: visibility_label(!et.hidden).into(),
-        });
-    }
-    if !values.price.same_price(&et.price) {
-        out.push(FieldDiff {
-            field: Field::Price,
-            platform: price_label(&values.price),
-            calcom: price_label(&et.price),
-        });
-    }
-    out
-}
-
-fn price_label(m: &Money) -> String {
-    if m.cents == 0 {
-        "free".into()
-    } else {
-        m.to_string()
-    }
+/// The fields where the platform's values and Cal.com's differ two-way (no
+/// baseline), in [`Field`] order: what a push must check took effect.
+pub fn differing(values: &BusinessValues, et: &EventType) -> Vec<(Field, FieldValue, FieldValue)> {
+    let platform = Comparable::of_service(values);
+    let calcom = Comparable::of_event_type(et);
+    Field::ALL
+        .into_iter()
+        .filter_map(|f| {
+            let (p, c) = (platform.get(f)?, calcom.get(f)?);
+            (!p.agrees(&c)).then_some((f, p, c))
+        })
+        .collect()
 }
 
 /// The platform values with the given Cal.com fields copied in (the
-/// `allow_calcom_overwrites` escape hatch, and imports).
+/// `allow_calcom_overwrites` escape hatch).
 pub fn calcom_values(base: &BusinessValues, et: &EventType, fields: &[Field]) -> BusinessValues {
     let mut v = base.clone();
     for field in fields {
@@ -255,4 +274,19 @@ pub fn imported_values(et: &EventType) -> BusinessValues {
         is_online: !et.hidden,
         price: et.price,
     }
+}
+
+/// The baseline of a service imported from `et`: both sides hold Cal.com's values.
+pub fn imported_baseline(et: &EventType) -> Baseline {
+    let values = Comparable::of_service(&imported_values(et));
+    let calcom = Comparable::of_event_type(et);
+    let mut b = Baseline::default();
+    for field in Field::ALL {
+        if let (Some(p), Some(c)) = (values.get(field), calcom.get(field))
+            && p.agrees(&c)
+        {
+            b.fields.insert(field, Agreed::same(p.key()));
+        }
+    }
+    b
 }

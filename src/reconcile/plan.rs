@@ -1,25 +1,30 @@
-//! Pure planning: from the differences and the operator's [`Policy`] to what a pass
-//! will do, and (after the pushes ran) to the one [`AccountWrite`] it commits.
+//! Pure planning: from the differences and the operator's [`Policy`] to one
+//! [`Decision`] per service, and (after the pushes ran) to the one
+//! [`AccountWrite`] a pass commits.
 //!
 //! The protection contract lives here and in the store's signature: the only
 //! business-column writes of existing services a plan can contain are
 //! [`Overwrites`], and building those needs the [`OverwriteGrant`] that only the
-//! policy hands out. Property tests in `tests.rs` check it over random inputs.
+//! policy hands out. The ledger rule lives here too: every Cal.com value that a
+//! pass does not apply, or pushes over, is written to the drift ledger in the same
+//! transaction. The model-based tests in `tests.rs` check both over random runs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
 
-use super::diff::{Diff, Difference, calcom_values, compare, imported_values};
+use super::diff::{
+    Comparison, Diff, Difference, FieldChange, calcom_values, imported_baseline, imported_values,
+};
 use crate::calcom::{EventTypePatch, RecordError};
 use crate::domain::{
-    DriftEntry, EventType, EventTypeId, Field, FieldDiff, OverwriteGrant, Policy, Resolution,
-    Service, ServiceId, SyncStatus,
+    Agreed, Change, Comparable, DriftEntry, EventType, EventTypeId, Field, FieldDiff, Origin,
+    OverwriteGrant, Policy, Resolution, Service, ServiceId, SyncStatus,
 };
 use crate::store::{
-    AccountWrite, Confirmation, DriftObservation, DriftResolution, LinkedService, MetadataUpdate,
-    NewService, Overwrite, Overwrites, RegistryEntry,
+    AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, LinkedService,
+    MetadataUpdate, NewService, Overwrite, Overwrites, RegistryEntry,
 };
 
 /// Why a service is pushed to Cal.com.
@@ -28,10 +33,23 @@ use crate::store::{
 pub enum PushReason {
     /// The platform marked it `pending`.
     Pending,
+    /// The platform changed it without marking it (found against the baseline).
+    PlatformEdit,
     /// `repush_drifted`: Cal.com was edited; the platform value goes back.
     Drift,
     /// `calsync push --service` / the operator API.
     Manual,
+}
+
+impl PushReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::PlatformEdit => "platform_edit",
+            Self::Drift => "drift",
+            Self::Manual => "manual",
+        }
+    }
 }
 
 /// One PATCH to send.
@@ -40,23 +58,140 @@ pub struct Push {
     pub service: Service,
     pub event_type: EventType,
     pub reason: PushReason,
-    /// The pushable fields that differ (what the PATCH sets).
+    /// The fields the PATCH sets.
     pub fields: Vec<Field>,
     pub patch: EventTypePatch,
 }
 
-/// A known service whose Cal.com event type differs.
+/// Why a platform edit is not pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hold {
+    /// `sync.push_pending` is off.
+    PushingOff,
+    /// Not marked `pending`, and `sync.detect_platform_edits` is off.
+    NotMarkedPending,
+    /// API v2 cannot set it (price).
+    Unpushable,
+}
+
+/// What the pass does with one differing field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAction {
+    /// A Cal.com-side value kept out of the platform: recorded (open), PROTECTION
+    /// when it is a new value.
+    KeepPlatform,
+    /// A Cal.com-side edit pushed back (`repush_drifted` or a manual push); the
+    /// entry closes `repushed` once Cal.com took it.
+    Repush,
+    /// A platform edit over Cal.com's agreed value: pushed; nothing of Cal.com's
+    /// is lost.
+    PushEdit,
+    /// A platform edit over a Cal.com value that also changed (a conflict, or no
+    /// baseline yet): pushed; Cal.com's value is recorded and closes `superseded`.
+    PushOver,
+    /// A platform edit not pushed.
+    Hold(Hold),
+    /// `allow_calcom_overwrites`: Cal.com's value into the platform (`overwritten`).
+    TakeCalcom,
+}
+
+/// Where a field's Cal.com value stands against the open ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sighting {
+    /// No open entry for the field: a new value.
+    New,
+    /// The open entry holds this value already.
+    Seen,
+    /// The open entry holds an older Cal.com value; this one is new.
+    Replaced,
+}
+
+/// One differing field and the pass's decision about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Protection {
-    pub service: Service,
-    pub event_type: EventType,
-    pub fields: Vec<FieldDiff>,
+pub struct FieldPlan {
+    pub change: FieldChange,
+    pub action: FieldAction,
+    /// The ledger origin when Cal.com's value is recorded.
+    pub origin: Option<Origin>,
+    pub sighting: Sighting,
+}
+
+impl FieldPlan {
+    /// Whether this field makes a PROTECTION event: a Cal.com-side value kept out
+    /// of the platform or pushed over, seen for the first time.
+    pub fn protection(&self) -> bool {
+        matches!(self.origin, Some(Origin::CalcomEdit | Origin::Conflict))
+            && self.action != FieldAction::TakeCalcom
+            && self.sighting != Sighting::Seen
+    }
+
+    fn pushed(&self) -> bool {
+        matches!(
+            self.action,
+            FieldAction::Repush | FieldAction::PushEdit | FieldAction::PushOver
+        )
+    }
+}
+
+/// A known service whose event type differs, with a decision per field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePlan {
+    pub cmp: Comparison,
+    pub fields: Vec<FieldPlan>,
+    pub push: Option<Push>,
+}
+
+impl ServicePlan {
+    pub fn service(&self) -> &Service {
+        &self.cmp.service
+    }
+
+    pub fn diffs(&self) -> Vec<FieldDiff> {
+        self.fields.iter().map(|f| f.change.diff()).collect()
+    }
+
+    /// Fields whose Cal.com value is recorded in the ledger (Cal.com-side changes).
+    pub fn calcom_side(&self) -> impl Iterator<Item = &FieldPlan> {
+        self.fields
+            .iter()
+            .filter(|f| f.origin.is_some() && f.action != FieldAction::TakeCalcom)
+    }
+
+    pub fn overwrites(&self) -> impl Iterator<Item = &FieldPlan> {
+        self.fields
+            .iter()
+            .filter(|f| f.action == FieldAction::TakeCalcom)
+    }
+}
+
+/// What a pass does with one listed record or linked service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Unknown event type, imported as a new service.
+    Import(EventType),
+    /// Unknown event type left alone (`import_unknown` is off).
+    NotImported(EventTypeId),
+    /// Both sides agree: metadata, a baseline that moved, pending confirmed.
+    InSync(Comparison),
+    /// Some fields differ: see each [`FieldPlan`].
+    Reconcile(ServicePlan),
+    /// A record calsync cannot read: nothing written from it.
+    Unreadable {
+        error: RecordError,
+        service: Option<Service>,
+    },
+    /// Cal.com confirmed the event type is gone.
+    Orphan(Service),
 }
 
 /// What happened to a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
-    Succeeded,
+    /// Cal.com took the PATCH; the event type as Cal.com stored it.
+    Succeeded(EventType),
     Failed(String),
 }
 
@@ -65,23 +200,14 @@ pub enum PushOutcome {
 pub struct Plan {
     pub account: String,
     pub company_id: i64,
-    pub imports: Vec<EventType>,
-    /// Unknown event types left alone because `import_unknown` is off.
-    pub not_imported: Vec<EventTypeId>,
-    pub in_sync: Vec<Service>,
-    /// Drift kept (PROTECTION), possibly re-pushed.
-    pub protections: Vec<Protection>,
-    /// Drift applied to the platform (`allow_calcom_overwrites`).
-    pub overwrites: Vec<Protection>,
-    /// Pending platform edits.
-    pub platform_edits: Vec<Protection>,
-    pub unreadable: Vec<(RecordError, Option<Service>)>,
-    pub orphans: Vec<Service>,
-    pub pushes: Vec<Push>,
+    pub decisions: Vec<Decision>,
     pub registry: Vec<RegistryEntry>,
     pub empty_listing_guarded: bool,
     /// Linked services the guard kept from being orphaned.
     pub guarded_services: usize,
+    /// Linked services missing from the listing that Cal.com still has (or that
+    /// could not be checked in this pass): left as they were.
+    pub kept_missing: Vec<(Service, String)>,
     /// Records in the listing (readable or not).
     pub event_types: usize,
     pub policy: Policy,
@@ -91,13 +217,9 @@ pub struct Plan {
 impl Plan {
     /// Whether the pass would change anything or found anything to report.
     pub fn has_changes(&self) -> bool {
-        !(self.imports.is_empty()
-            && self.protections.is_empty()
-            && self.overwrites.is_empty()
-            && self.platform_edits.is_empty()
-            && self.unreadable.is_empty()
-            && self.orphans.is_empty()
-            && self.pushes.is_empty())
+        self.decisions
+            .iter()
+            .any(|d| !matches!(d, Decision::InSync(_)))
     }
 
     /// Open ledger entries (before this pass) of a service.
@@ -106,6 +228,20 @@ impl Plan {
             .get(&id)
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    pub fn pushes(&self) -> impl Iterator<Item = &Push> {
+        self.decisions.iter().filter_map(|d| match d {
+            Decision::Reconcile(sp) => sp.push.as_ref(),
+            _ => None,
+        })
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &ServicePlan> {
+        self.decisions.iter().filter_map(|d| match d {
+            Decision::Reconcile(sp) => Some(sp),
+            _ => None,
+        })
     }
 }
 
@@ -146,6 +282,7 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
             event_type_id: et.id,
             account: input.account.to_owned(),
             team_id: et.team_id,
+            gone_at: None,
         };
         if registry_of.get(&et.id).is_none_or(|r| **r != fresh) {
             plan.registry.push(fresh);
@@ -153,82 +290,118 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
     };
 
     for difference in diff.differences {
-        match difference {
+        let decision = match difference {
             Difference::Unknown(et) => {
                 if policy.import_unknown {
                     note_registry(&mut plan, &et);
-                    plan.imports.push(et);
+                    Decision::Import(et)
                 } else {
-                    plan.not_imported.push(et.id);
+                    Decision::NotImported(et.id)
                 }
             }
-            Difference::InSync {
-                service,
-                event_type,
-            } => {
-                note_registry(&mut plan, &event_type);
-                plan.in_sync.push(service);
+            Difference::InSync(cmp) => {
+                note_registry(&mut plan, &cmp.event_type);
+                Decision::InSync(cmp)
             }
-            Difference::Drift {
-                service,
-                event_type,
-                fields,
-            } => {
-                note_registry(&mut plan, &event_type);
-                let p = Protection {
-                    service,
-                    event_type,
-                    fields,
-                };
-                if policy.allow_calcom_overwrites {
-                    plan.overwrites.push(p);
-                } else {
-                    if policy.repush_drifted
-                        && let Some(push) = push_for(&p.service, &p.event_type, PushReason::Drift)
-                    {
-                        plan.pushes.push(push);
-                    }
-                    plan.protections.push(p);
-                }
+            Difference::Differs(cmp) => {
+                note_registry(&mut plan, &cmp.event_type);
+                let open = plan.open_drift_of(cmp.service.id).to_vec();
+                Decision::Reconcile(plan_service(cmp, policy, &open, None))
             }
-            Difference::PlatformEdit {
-                service,
-                event_type,
-                fields,
-            } => {
-                note_registry(&mut plan, &event_type);
-                if policy.push_pending
-                    && let Some(push) = push_for(&service, &event_type, PushReason::Pending)
-                {
-                    plan.pushes.push(push);
-                }
-                plan.platform_edits.push(Protection {
-                    service,
-                    event_type,
-                    fields,
-                });
-            }
-            Difference::Unreadable { error, service } => plan.unreadable.push((error, service)),
-            Difference::Orphaned(service) => plan.orphans.push(service),
-        }
+            Difference::Unreadable { error, service } => Decision::Unreadable { error, service },
+            Difference::Orphaned(service) => Decision::Orphan(service),
+        };
+        plan.decisions.push(decision);
     }
     plan
 }
 
-/// The PATCH that brings Cal.com to the platform's values, or `None` when no
-/// pushable field differs.
-pub fn push_for(service: &Service, et: &EventType, reason: PushReason) -> Option<Push> {
-    let values = &service.values;
-    let fields: Vec<Field> = compare(values, et)
-        .into_iter()
-        .map(|d| d.field)
-        .filter(|f| f.pushable())
+/// The decision for each differing field of one service, and the PATCH.
+/// `reason` overrides the push reason (a manual push).
+pub fn plan_service(
+    cmp: Comparison,
+    policy: Policy,
+    open: &[DriftEntry],
+    reason: Option<PushReason>,
+) -> ServicePlan {
+    let pending = cmp.service.sync_status == SyncStatus::Pending;
+    let fields: Vec<FieldPlan> = cmp
+        .fields
+        .iter()
+        .map(|fc| {
+            let pushable = fc.field.pushable();
+            let action = match fc.change {
+                Change::CalcomEdit if policy.allow_calcom_overwrites => FieldAction::TakeCalcom,
+                Change::CalcomEdit if policy.repush_drifted && pushable => FieldAction::Repush,
+                Change::CalcomEdit => FieldAction::KeepPlatform,
+                Change::Conflict if policy.allow_calcom_overwrites => FieldAction::TakeCalcom,
+                Change::Conflict if policy.push_pending && pushable => FieldAction::PushOver,
+                Change::Conflict => FieldAction::KeepPlatform,
+                Change::PlatformEdit if !pushable => FieldAction::Hold(Hold::Unpushable),
+                Change::PlatformEdit if !policy.push_pending => FieldAction::Hold(Hold::PushingOff),
+                Change::PlatformEdit if fc.baseline.is_none() => FieldAction::PushOver,
+                Change::PlatformEdit if !(pending || policy.detect_platform_edits) => {
+                    FieldAction::Hold(Hold::NotMarkedPending)
+                }
+                Change::PlatformEdit => FieldAction::PushEdit,
+            };
+            let origin = match (fc.change, action) {
+                (Change::CalcomEdit, _) => Some(Origin::CalcomEdit),
+                (Change::Conflict, _) => Some(Origin::Conflict),
+                // No baseline: calsync cannot tell whether Cal.com changed too, so
+                // Cal.com's value is recorded whether it is pushed over or not.
+                (Change::PlatformEdit, _) if fc.baseline.is_none() => Some(Origin::Conflict),
+                (Change::PlatformEdit, _) => None,
+            };
+            let calcom = fc.calcom.label();
+            let sighting = match open.iter().find(|e| e.field == fc.field) {
+                None => Sighting::New,
+                Some(e) if e.calcom_value == calcom => Sighting::Seen,
+                Some(_) => Sighting::Replaced,
+            };
+            FieldPlan {
+                change: fc.clone(),
+                action,
+                origin,
+                sighting,
+            }
+        })
         .collect();
+    let push_fields: Vec<Field> = fields
+        .iter()
+        .filter(|f| f.pushed())
+        .map(|f| f.change.field)
+        .collect();
+    let reason = reason.unwrap_or_else(|| {
+        if pending {
+            PushReason::Pending
+        } else if fields
+            .iter()
+            .any(|f| matches!(f.action, FieldAction::PushEdit | FieldAction::PushOver))
+        {
+            PushReason::PlatformEdit
+        } else {
+            PushReason::Drift
+        }
+    });
+    let push = patch_for(&cmp.service, &cmp.event_type, &push_fields).map(|patch| Push {
+        service: cmp.service.clone(),
+        event_type: cmp.event_type.clone(),
+        reason,
+        fields: push_fields,
+        patch,
+    });
+    ServicePlan { cmp, fields, push }
+}
+
+/// The PATCH that sets `fields` to the platform's values, or `None` for none.
+fn patch_for(service: &Service, et: &EventType, fields: &[Field]) -> Option<EventTypePatch> {
     if fields.is_empty() {
         return None;
     }
+    let values = &service.values;
     let mut patch = EventTypePatch::default();
-    for field in &fields {
+    for field in fields {
         match field {
             Field::Name => patch.title = Some(values.name.clone()),
             Field::Description => patch.description = values.description.clone(),
@@ -249,13 +422,7 @@ pub fn push_for(service: &Service, et: &EventType, reason: PushReason) -> Option
             Field::Price => {}
         }
     }
-    Some(Push {
-        service: service.clone(),
-        event_type: et.clone(),
-        reason,
-        fields,
-        patch,
-    })
+    Some(patch)
 }
 
 /// A platform value Cal.com cannot take, found before sending anything.
@@ -285,33 +452,134 @@ pub fn push_precheck(push: &Push) -> Result<(), String> {
 }
 
 /// The sync_error text of a service that drifted.
-pub fn drift_message(fields: &[FieldDiff]) -> String {
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+pub fn drift_message(fields: &[Field]) -> String {
+    let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
     let mut msg = format!(
         "Cal.com differs on {}; the platform values were kept (see `calsync drift`)",
         names.join(", ")
     );
-    if fields.iter().any(|f| f.field == Field::Price) {
+    if fields.contains(&Field::Price) {
         msg.push_str("; Cal.com API v2 cannot set prices: change the price in Cal.com");
     }
     msg
 }
 
-fn price_message(d: &FieldDiff) -> String {
+fn price_message(d: &FieldChange) -> String {
     format!(
         "price differs (platform {}, Cal.com {}) and Cal.com API v2 cannot set prices: change the price of the event type in Cal.com",
-        d.platform, d.calcom
+        d.platform.label(),
+        d.calcom.label()
     )
 }
 
-fn observation(service: &Service, et: &EventType, d: &FieldDiff) -> DriftObservation {
+/// Why the fields left differing after this pass differ, for `sync_error`.
+fn status_message(left: &[&FieldPlan], failure: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    let kept: Vec<Field> = left
+        .iter()
+        .filter(|f| f.action == FieldAction::KeepPlatform && f.change.field != Field::Price)
+        .map(|f| f.change.field)
+        .collect();
+    if !kept.is_empty() {
+        parts.push(drift_message(&kept));
+    }
+    for f in left {
+        let name = f.change.field.as_str();
+        match f.action {
+            FieldAction::KeepPlatform if f.change.field == Field::Price => {
+                parts.push(price_message(&f.change))
+            }
+            FieldAction::Hold(Hold::Unpushable) => parts.push(price_message(&f.change)),
+            FieldAction::Hold(Hold::PushingOff) => parts.push(format!(
+                "the platform's edit of {name} is not pushed: sync.push_pending is off"
+            )),
+            FieldAction::Hold(Hold::NotMarkedPending) => parts.push(format!(
+                "the platform changed {name} without marking the service pending and sync.detect_platform_edits is off: set sync_status='pending' to push it"
+            )),
+            FieldAction::KeepPlatform
+            | FieldAction::Repush
+            | FieldAction::PushEdit
+            | FieldAction::PushOver
+            | FieldAction::TakeCalcom => {}
+        }
+    }
+    if let Some(e) = failure {
+        parts.push(format!("push to Cal.com failed, will retry: {e}"));
+    }
+    parts.join("; ")
+}
+
+fn observation(
+    service: &Service,
+    et: &EventType,
+    f: &FieldChange,
+    origin: Origin,
+) -> DriftObservation {
     DriftObservation {
         service_id: service.id,
         event_type_id: et.id,
-        field: d.field,
-        platform_value: d.platform.clone(),
-        calcom_value: d.calcom.clone(),
+        field: f.field,
+        origin,
+        platform_value: f.platform.label(),
+        calcom_value: f.calcom.label(),
+        baseline_value: f.baseline.as_ref().map(Agreed::label),
+        closed: None,
+        intent: None,
     }
+}
+
+/// The Cal.com values the pushes of this plan will replace, as open ledger
+/// entries carrying the resolution they get once pushed over. Written in their
+/// own transaction before any PATCH is sent, so a crash between a push and the
+/// pass's commit cannot lose a Cal.com value.
+pub fn push_intents(plan: &Plan) -> Vec<DriftObservation> {
+    let mut out = Vec::new();
+    for sp in plan.services() {
+        let Some(push) = &sp.push else { continue };
+        for fp in &sp.fields {
+            let intent = match fp.action {
+                FieldAction::Repush => Resolution::Repushed,
+                FieldAction::PushOver => Resolution::Superseded,
+                FieldAction::KeepPlatform
+                | FieldAction::PushEdit
+                | FieldAction::Hold(_)
+                | FieldAction::TakeCalcom => continue,
+            };
+            let Some(origin) = fp.origin else { continue };
+            if !push.fields.contains(&fp.change.field) {
+                continue;
+            }
+            let mut o = observation(&push.service, &push.event_type, &fp.change, origin);
+            o.intent = Some(intent);
+            out.push(o);
+        }
+    }
+    out
+}
+
+/// What a pass learned from Cal.com's answer to one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalised {
+    pub field: Field,
+    pub sent: String,
+    pub stored: String,
+}
+
+/// The fields Cal.com stored differently from what was pushed.
+pub fn normalised(push: &Push, now_in_calcom: &EventType) -> Vec<Normalised> {
+    let platform = Comparable::of_service(&push.service.values);
+    let calcom = Comparable::of_event_type(now_in_calcom);
+    push.fields
+        .iter()
+        .filter_map(|f| {
+            let (p, c) = (platform.get(*f)?, calcom.get(*f)?);
+            (!p.agrees(&c)).then(|| Normalised {
+                field: *f,
+                sent: p.label(),
+                stored: c.label(),
+            })
+        })
+        .collect()
 }
 
 /// Builds the pass's one write from the plan and what the pushes did.
@@ -323,207 +591,253 @@ pub fn build_write(
 ) -> AccountWrite {
     let mut w = AccountWrite::new(plan.account.clone(), now);
     w.registry = plan.registry.clone();
-    let pushes: HashMap<ServiceId, &Push> = plan.pushes.iter().map(|p| (p.service.id, p)).collect();
+    let mut overwrite_rows = Vec::new();
 
-    // Open entries whose field no longer differs resolve as agreed, except those a
-    // successful push fixed (resolved as repushed below).
-    // `how` closes fields explicitly, also ones first seen in this pass (the store
-    // upserts before it resolves, so the ledger keeps their Cal.com value); other
-    // open entries whose field no longer differs close as agreed.
-    let resolve_rest = |w: &mut AccountWrite,
-                        id: ServiceId,
-                        still: &BTreeSet<Field>,
-                        how: &HashMap<Field, Resolution>| {
-        let mut explicit: Vec<(&Field, &Resolution)> = how.iter().collect();
-        explicit.sort_by_key(|(f, _)| **f);
-        for (field, resolution) in explicit {
-            w.drift_resolutions.push(DriftResolution {
-                service_id: id,
-                field: *field,
-                resolution: *resolution,
-            });
-        }
-        for e in plan.open_drift_of(id) {
-            if !how.contains_key(&e.field) && !still.contains(&e.field) {
-                w.drift_resolutions.push(DriftResolution {
-                    service_id: id,
-                    field: e.field,
-                    resolution: Resolution::Agreed,
+    for decision in &plan.decisions {
+        match decision {
+            Decision::Import(et) => {
+                w.imports.push(NewService {
+                    company_id: plan.company_id,
+                    event_type_id: et.id,
+                    values: imported_values(et),
+                });
+                w.baselines.push(BaselineWrite {
+                    service_id: None,
+                    event_type_id: et.id,
+                    baseline: imported_baseline(et),
+                });
+            }
+            Decision::NotImported(_) => {}
+            Decision::InSync(cmp) => {
+                let id = cmp.service.id;
+                close_open(&mut w, plan, id, &BTreeMap::new(), &[], &[]);
+                if cmp.baseline_changed() {
+                    w.baselines.push(BaselineWrite {
+                        service_id: Some(id),
+                        event_type_id: cmp.event_type.id,
+                        baseline: cmp.baseline.clone(),
+                    });
+                }
+                if cmp.service.sync_status == SyncStatus::Pending {
+                    w.confirmations.push(Confirmation {
+                        id,
+                        expected: cmp.service.values.clone(),
+                    });
+                } else {
+                    w.metadata.push(MetadataUpdate {
+                        id,
+                        status: SyncStatus::Synced,
+                        error: None,
+                    });
+                }
+            }
+            Decision::Reconcile(sp) => write_service(
+                &mut w,
+                plan,
+                sp,
+                outcomes.get(&sp.cmp.service.id),
+                &mut overwrite_rows,
+            ),
+            Decision::Unreadable { error, service } => {
+                if let Some(s) = service {
+                    w.metadata.push(MetadataUpdate {
+                        id: s.id,
+                        status: SyncStatus::Error,
+                        error: Some(format!("Cal.com's {error}; the service was left unchanged")),
+                    });
+                }
+            }
+            Decision::Orphan(s) => {
+                let how: BTreeMap<Field, Resolution> = plan
+                    .open_drift_of(s.id)
+                    .iter()
+                    .map(|e| (e.field, Resolution::Orphaned))
+                    .collect();
+                close_open(&mut w, plan, s.id, &how, &[], &[]);
+                w.metadata.push(MetadataUpdate {
+                    id: s.id,
+                    status: SyncStatus::Error,
+                    error: Some(orphan_message(s, &plan.account)),
                 });
             }
         }
-    };
-
-    for et in &plan.imports {
-        w.imports.push(NewService {
-            company_id: plan.company_id,
-            event_type_id: et.id,
-            values: imported_values(et),
-        });
-    }
-
-    for s in &plan.in_sync {
-        resolve_rest(&mut w, s.id, &BTreeSet::new(), &HashMap::new());
-        w.metadata.push(MetadataUpdate {
-            id: s.id,
-            status: SyncStatus::Synced,
-            error: None,
-        });
-    }
-
-    for p in &plan.protections {
-        for d in &p.fields {
-            w.drift_upserts
-                .push(observation(&p.service, &p.event_type, d));
-        }
-        let mut still: BTreeSet<Field> = p.fields.iter().map(|d| d.field).collect();
-        let mut how = HashMap::new();
-        match (pushes.get(&p.service.id), outcomes.get(&p.service.id)) {
-            (Some(push), Some(PushOutcome::Succeeded)) => {
-                for f in &push.fields {
-                    still.remove(f);
-                    how.insert(*f, Resolution::Repushed);
-                    // Record the Cal.com edit, then close it as repushed (the ledger
-                    // keeps what Cal.com had).
-                }
-                let left: Vec<&FieldDiff> = p
-                    .fields
-                    .iter()
-                    .filter(|d| still.contains(&d.field))
-                    .collect();
-                if left.is_empty() {
-                    w.confirmations.push(Confirmation {
-                        id: p.service.id,
-                        expected: p.service.values.clone(),
-                    });
-                } else {
-                    let msg = left
-                        .iter()
-                        .map(|d| {
-                            if d.field == Field::Price {
-                                price_message(d)
-                            } else {
-                                drift_message(&[(*d).clone()])
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    w.metadata.push(MetadataUpdate {
-                        id: p.service.id,
-                        status: SyncStatus::Error,
-                        error: Some(msg),
-                    });
-                }
-            }
-            (Some(_), Some(PushOutcome::Failed(e))) => w.metadata.push(MetadataUpdate {
-                id: p.service.id,
-                status: SyncStatus::Error,
-                error: Some(format!("{}; re-push failed: {e}", drift_message(&p.fields))),
-            }),
-            _ => w.metadata.push(MetadataUpdate {
-                id: p.service.id,
-                status: SyncStatus::Error,
-                error: Some(drift_message(&p.fields)),
-            }),
-        }
-        resolve_rest(&mut w, p.service.id, &still, &how);
-    }
-
-    let mut overwrite_rows = Vec::new();
-    for p in &plan.overwrites {
-        let fields: Vec<Field> = p.fields.iter().map(|d| d.field).collect();
-        let how: HashMap<Field, Resolution> = fields
-            .iter()
-            .map(|f| (*f, Resolution::Overwritten))
-            .collect();
-        for d in &p.fields {
-            w.drift_upserts
-                .push(observation(&p.service, &p.event_type, d));
-        }
-        resolve_rest(&mut w, p.service.id, &BTreeSet::new(), &how);
-        overwrite_rows.push(Overwrite {
-            id: p.service.id,
-            expected: p.service.values.clone(),
-            new: calcom_values(&p.service.values, &p.event_type, &fields),
-        });
     }
     if !overwrite_rows.is_empty()
         && let Some(grant) = grant
     {
         w.overwrites = Some(Overwrites::new(grant, overwrite_rows));
     }
-
-    for p in &plan.platform_edits {
-        let unpushable: Vec<&FieldDiff> = p.fields.iter().filter(|d| !d.field.pushable()).collect();
-        let mut how = HashMap::new();
-        let mut still: BTreeSet<Field> = p.fields.iter().map(|d| d.field).collect();
-        match (pushes.get(&p.service.id), outcomes.get(&p.service.id)) {
-            (Some(push), Some(PushOutcome::Succeeded)) => {
-                for f in &push.fields {
-                    still.remove(f);
-                    how.insert(*f, Resolution::Repushed);
-                }
-                confirm_platform_edit(&mut w, p, &unpushable);
-            }
-            (Some(_), Some(PushOutcome::Failed(e))) => w.metadata.push(MetadataUpdate {
-                id: p.service.id,
-                // The row stays pending (the store keeps it), so the next pass retries.
-                status: SyncStatus::Error,
-                error: Some(format!("push to Cal.com failed, will retry: {e}")),
-            }),
-            (Some(_), None) => {}
-            (None, _) if plan.policy.push_pending => confirm_platform_edit(&mut w, p, &unpushable),
-            (None, _) => w.metadata.push(MetadataUpdate {
-                id: p.service.id,
-                status: SyncStatus::Synced,
-                error: None,
-            }),
-        }
-        resolve_rest(&mut w, p.service.id, &still, &how);
-    }
-
-    for (error, service) in &plan.unreadable {
-        if let Some(s) = service {
-            w.metadata.push(MetadataUpdate {
-                id: s.id,
-                status: SyncStatus::Error,
-                error: Some(format!("Cal.com's {error}; the service was left unchanged")),
-            });
-        }
-    }
-
-    for s in &plan.orphans {
-        let how: HashMap<Field, Resolution> = plan
-            .open_drift_of(s.id)
-            .iter()
-            .map(|e| (e.field, Resolution::Orphaned))
-            .collect();
-        resolve_rest(&mut w, s.id, &BTreeSet::new(), &how);
-        w.metadata.push(MetadataUpdate {
-            id: s.id,
-            status: SyncStatus::Error,
-            error: Some(orphan_message(s, &plan.account)),
-        });
-    }
     w
 }
 
-/// Marks a pending edit synced once everything pushable agrees; a price Cal.com
-/// cannot take is recorded in the ledger so it is not lost.
-fn confirm_platform_edit(w: &mut AccountWrite, p: &Protection, unpushable: &[&FieldDiff]) {
-    for d in unpushable {
-        w.drift_upserts
-            .push(observation(&p.service, &p.event_type, d));
+/// Closes open entries of a service: the fields in `how` as given (also ones first
+/// seen in this pass: the store upserts before it resolves, so the ledger keeps
+/// their Cal.com value). Every other open entry closes unless its field was
+/// observed again in this pass (`observed`, refreshed by an upsert): as `agreed`
+/// when the sides agree now, as `superseded` when they still differ but Cal.com no
+/// longer holds a value that needs recording (it went back to the agreed one).
+fn close_open(
+    w: &mut AccountWrite,
+    plan: &Plan,
+    id: ServiceId,
+    how: &BTreeMap<Field, Resolution>,
+    observed: &[Field],
+    differing: &[Field],
+) {
+    for (field, resolution) in how {
+        w.drift_resolutions.push(DriftResolution {
+            service_id: id,
+            field: *field,
+            resolution: *resolution,
+        });
     }
-    w.confirmations.push(Confirmation {
-        id: p.service.id,
-        expected: p.service.values.clone(),
-    });
+    for e in plan.open_drift_of(id) {
+        if how.contains_key(&e.field) || observed.contains(&e.field) {
+            continue;
+        }
+        w.drift_resolutions.push(DriftResolution {
+            service_id: id,
+            field: e.field,
+            resolution: if differing.contains(&e.field) {
+                Resolution::Superseded
+            } else {
+                Resolution::Agreed
+            },
+        });
+    }
+}
+
+fn write_service(
+    w: &mut AccountWrite,
+    plan: &Plan,
+    sp: &ServicePlan,
+    outcome: Option<&PushOutcome>,
+    overwrite_rows: &mut Vec<Overwrite>,
+) {
+    let service = &sp.cmp.service;
+    let et = &sp.cmp.event_type;
+    let id = service.id;
+    let stored_now = match (outcome, &sp.push) {
+        (Some(PushOutcome::Succeeded(now)), Some(_)) => Some(now),
+        _ => None,
+    };
+    let failure = match outcome {
+        Some(PushOutcome::Failed(e)) => Some(e.as_str()),
+        _ => None,
+    };
+    let mut baseline = sp.cmp.baseline.clone();
+    let mut how: BTreeMap<Field, Resolution> = BTreeMap::new();
+    let mut left: Vec<&FieldPlan> = Vec::new();
+    let mut overwritten: Vec<Field> = Vec::new();
+    let calcom_now = stored_now.map(Comparable::of_event_type);
+
+    for fp in &sp.fields {
+        let f = fp.change.field;
+        if let Some(origin) = fp.origin {
+            if fp.sighting == Sighting::Replaced {
+                // Cal.com replaced the value the open entry holds: that entry
+                // closes, and this value opens one of its own.
+                w.drift_replaced.push(DriftResolution {
+                    service_id: id,
+                    field: f,
+                    resolution: Resolution::Superseded,
+                });
+            }
+            w.drift_upserts
+                .push(observation(service, et, &fp.change, origin));
+        }
+        match fp.action {
+            FieldAction::KeepPlatform | FieldAction::Hold(_) => left.push(fp),
+            FieldAction::TakeCalcom => {
+                how.insert(f, Resolution::Overwritten);
+                overwritten.push(f);
+            }
+            FieldAction::Repush | FieldAction::PushEdit | FieldAction::PushOver => {
+                match calcom_now.as_ref().and_then(|c| c.get(f)) {
+                    Some(stored) => {
+                        if fp.origin.is_some() {
+                            how.insert(
+                                f,
+                                if fp.action == FieldAction::Repush {
+                                    Resolution::Repushed
+                                } else {
+                                    Resolution::Superseded
+                                },
+                            );
+                        }
+                        let sent = fp.change.platform.key();
+                        if stored.key() != sent {
+                            // Cal.com stored something else than was sent: recorded
+                            // once, and the pair becomes the baseline, so the next
+                            // pass sees agreement instead of pushing again.
+                            w.drift_upserts.push(DriftObservation {
+                                service_id: id,
+                                event_type_id: et.id,
+                                field: f,
+                                origin: Origin::Normalised,
+                                platform_value: fp.change.platform.label(),
+                                calcom_value: stored.label(),
+                                baseline_value: fp.change.baseline.as_ref().map(Agreed::label),
+                                closed: Some(Resolution::Agreed),
+                                intent: None,
+                            });
+                        }
+                        baseline.fields.insert(
+                            f,
+                            Agreed {
+                                platform: sent,
+                                calcom: stored.key(),
+                            },
+                        );
+                    }
+                    None => left.push(fp),
+                }
+            }
+        }
+    }
+    let observed: Vec<Field> = sp
+        .fields
+        .iter()
+        .filter(|f| f.origin.is_some())
+        .map(|f| f.change.field)
+        .collect();
+    let differing: Vec<Field> = sp.fields.iter().map(|f| f.change.field).collect();
+    close_open(w, plan, id, &how, &observed, &differing);
+    if sp.cmp.stored.as_ref() != Some(&baseline) && !baseline.fields.is_empty() {
+        w.baselines.push(BaselineWrite {
+            service_id: Some(id),
+            event_type_id: et.id,
+            baseline,
+        });
+    }
+    let expected = if overwritten.is_empty() {
+        service.values.clone()
+    } else {
+        let new = calcom_values(&service.values, et, &overwritten);
+        overwrite_rows.push(Overwrite {
+            id,
+            expected: service.values.clone(),
+            new: new.clone(),
+        });
+        new
+    };
+    // Confirm the platform values Cal.com now has (guarded: a platform edit made
+    // meanwhile keeps the row pending); then say what is left, if anything.
+    if stored_now.is_some() || (left.is_empty() && overwritten.is_empty()) {
+        w.confirmations.push(Confirmation { id, expected });
+    }
+    if !left.is_empty() || failure.is_some() {
+        w.metadata.push(MetadataUpdate {
+            id,
+            status: SyncStatus::Error,
+            error: Some(status_message(&left, failure)),
+        });
+    }
 }
 
 pub fn orphan_message(s: &Service, account: &str) -> String {
     format!(
-        "Cal.com event type {} is no longer listed by account {account}; the service was kept. Recreate the event type in Cal.com, or clear calcom_event_type_id to unlink it",
+        "Cal.com event type {} is gone (Cal.com answered 404; account {account}); the service was kept. Recreate the event type in Cal.com, or clear calcom_event_type_id to unlink it",
         s.calcom_event_type_id.map(|i| i.0).unwrap_or_default()
     )
 }
@@ -535,78 +849,96 @@ pub struct PlanCounts {
     pub imports: usize,
     pub not_imported: usize,
     pub in_sync: usize,
+    /// Services with a Cal.com-side value kept out of the platform or pushed over.
     pub drifted: usize,
+    /// Fields edited in Cal.com only.
+    pub calcom_edits: usize,
+    /// Fields changed on both sides.
+    pub conflicts: usize,
+    /// New Cal.com-side values (PROTECTION events).
+    pub protections: usize,
     pub overwrites: usize,
     pub platform_edits: usize,
     pub pushes: usize,
     pub orphans: usize,
+    /// Linked services missing from the listing but not (yet) proven gone.
+    pub missing_kept: usize,
     pub unreadable: usize,
 }
 
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
-        PlanCounts {
+        let mut c = PlanCounts {
             event_types: self.event_types,
-            imports: self.imports.len(),
-            not_imported: self.not_imported.len(),
-            in_sync: self.in_sync.len(),
-            drifted: self.protections.len(),
-            overwrites: self.overwrites.len(),
-            platform_edits: self.platform_edits.len(),
-            pushes: self.pushes.len(),
-            orphans: self.orphans.len(),
-            unreadable: self.unreadable.len(),
+            missing_kept: self.kept_missing.len(),
+            ..PlanCounts::default()
+        };
+        for d in &self.decisions {
+            match d {
+                Decision::Import(_) => c.imports += 1,
+                Decision::NotImported(_) => c.not_imported += 1,
+                Decision::InSync(_) => c.in_sync += 1,
+                Decision::Reconcile(sp) => {
+                    if sp.calcom_side().next().is_some() {
+                        c.drifted += 1;
+                    }
+                    if sp.overwrites().next().is_some() {
+                        c.overwrites += 1;
+                    }
+                    if sp
+                        .fields
+                        .iter()
+                        .any(|f| f.change.change == Change::PlatformEdit)
+                    {
+                        c.platform_edits += 1;
+                    }
+                    for f in &sp.fields {
+                        match f.change.change {
+                            Change::CalcomEdit => c.calcom_edits += 1,
+                            Change::Conflict => c.conflicts += 1,
+                            Change::PlatformEdit => {}
+                        }
+                        if f.protection() {
+                            c.protections += 1;
+                        }
+                    }
+                    if sp.push.is_some() {
+                        c.pushes += 1;
+                    }
+                }
+                Decision::Unreadable { .. } => c.unreadable += 1,
+                Decision::Orphan(_) => c.orphans += 1,
+            }
         }
+        c
     }
-}
 
-/// Values a pushed service should have in Cal.com afterwards: used to check that
-/// Cal.com really took the PATCH (it silently drops what it does not accept).
-pub fn push_took_effect(push: &Push, now_in_calcom: &EventType) -> Result<(), String> {
-    let still: Vec<FieldDiff> = compare(&push.service.values, now_in_calcom)
-        .into_iter()
-        .filter(|d| push.fields.contains(&d.field))
-        .collect();
-    if still.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "Cal.com accepted the update but still shows {}",
-        still
-            .iter()
-            .map(|d| format!("{} {:?} (platform {:?})", d.field, d.calcom, d.platform))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-}
-
-impl Plan {
-    /// A plan for one service (the manual push): the same write rules as a pass.
-    pub fn single(
-        account: &str,
-        company_id: i64,
-        policy: Policy,
-        comparison: Protection,
-        push: Option<Push>,
-        open: Vec<DriftEntry>,
-    ) -> Plan {
+    /// A plan for one service (the manual push): every differing pushable field
+    /// is pushed, with the same ledger rules as a pass.
+    pub fn single(account: &str, company_id: i64, cmp: Comparison, open: Vec<DriftEntry>) -> Plan {
+        let policy = Policy {
+            push_pending: true,
+            repush_drifted: true,
+            detect_platform_edits: true,
+            allow_calcom_overwrites: false,
+            import_unknown: false,
+        };
         let mut plan = Plan {
             account: account.to_owned(),
             company_id,
             policy,
             ..Plan::default()
         };
-        if !open.is_empty() {
-            plan.open_drift.insert(comparison.service.id, open);
-        }
-        plan.pushes.extend(push);
-        if comparison.service.sync_status == SyncStatus::Pending {
-            plan.platform_edits.push(comparison);
-        } else if comparison.fields.is_empty() {
-            plan.in_sync.push(comparison.service);
+        let id = cmp.service.id;
+        let decision = if cmp.fields.is_empty() {
+            Decision::InSync(cmp)
         } else {
-            plan.protections.push(comparison);
+            Decision::Reconcile(plan_service(cmp, policy, &open, Some(PushReason::Manual)))
+        };
+        if !open.is_empty() {
+            plan.open_drift.insert(id, open);
         }
+        plan.decisions.push(decision);
         plan
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::plan::{Plan, PlanCounts, PushReason};
+use super::plan::{Decision, FieldAction, Plan, PlanCounts, PushReason};
 use crate::domain::{EventTypeId, FieldDiff, ServiceId};
 
 /// One line of a plan or pass report.
@@ -30,9 +30,23 @@ pub enum Item {
         reason: PushReason,
         fields: Vec<String>,
     },
+    /// A platform edit that is not pushed (pushing is off, the service is not
+    /// marked pending and detection is off, or API v2 cannot set the field).
+    NotPushed {
+        service_id: ServiceId,
+        event_type_id: EventTypeId,
+        fields: Vec<FieldDiff>,
+    },
     Orphan {
         service_id: ServiceId,
         event_type_id: Option<EventTypeId>,
+    },
+    /// A linked event type missing from the listing, kept until Cal.com confirms
+    /// it is gone.
+    MissingKept {
+        service_id: ServiceId,
+        event_type_id: Option<EventTypeId>,
+        reason: String,
     },
     Unreadable {
         event_type_id: Option<EventTypeId>,
@@ -73,48 +87,75 @@ impl AccountReport {
     }
 
     pub fn from_plan(plan: &Plan) -> Self {
-        let mut items = Vec::new();
-        for et in &plan.imports {
-            items.push(Item::Import {
-                event_type_id: et.id,
-                title: et.title.clone(),
-            });
+        // Grouped by kind, in the order a reader scans a plan.
+        let mut groups: [Vec<Item>; 8] = Default::default();
+        for d in &plan.decisions {
+            match d {
+                Decision::Import(et) => groups[0].push(Item::Import {
+                    event_type_id: et.id,
+                    title: et.title.clone(),
+                }),
+                Decision::NotImported(id) => {
+                    groups[1].push(Item::NotImported { event_type_id: *id })
+                }
+                Decision::InSync(_) => {}
+                Decision::Reconcile(sp) => {
+                    let id = sp.service().id;
+                    let event_type_id = sp.cmp.event_type.id;
+                    let drift: Vec<FieldDiff> = sp.calcom_side().map(|f| f.change.diff()).collect();
+                    if !drift.is_empty() {
+                        groups[2].push(Item::Drift {
+                            service_id: id,
+                            event_type_id,
+                            fields: drift,
+                        });
+                    }
+                    let over: Vec<FieldDiff> = sp.overwrites().map(|f| f.change.diff()).collect();
+                    if !over.is_empty() {
+                        groups[3].push(Item::Overwrite {
+                            service_id: id,
+                            event_type_id,
+                            fields: over,
+                        });
+                    }
+                    let held: Vec<FieldDiff> = sp
+                        .fields
+                        .iter()
+                        .filter(|f| matches!(f.action, FieldAction::Hold(_)))
+                        .map(|f| f.change.diff())
+                        .collect();
+                    if !held.is_empty() {
+                        groups[4].push(Item::NotPushed {
+                            service_id: id,
+                            event_type_id,
+                            fields: held,
+                        });
+                    }
+                    if let Some(p) = &sp.push {
+                        groups[5].push(Item::Push {
+                            service_id: id,
+                            event_type_id,
+                            reason: p.reason,
+                            fields: p.fields.iter().map(|f| f.as_str().to_owned()).collect(),
+                        });
+                    }
+                }
+                Decision::Orphan(s) => groups[6].push(Item::Orphan {
+                    service_id: s.id,
+                    event_type_id: s.calcom_event_type_id,
+                }),
+                Decision::Unreadable { error, .. } => groups[7].push(Item::Unreadable {
+                    event_type_id: error.event_type_id,
+                    error: error.to_string(),
+                }),
+            }
         }
-        for id in &plan.not_imported {
-            items.push(Item::NotImported { event_type_id: *id });
-        }
-        for p in &plan.protections {
-            items.push(Item::Drift {
-                service_id: p.service.id,
-                event_type_id: p.event_type.id,
-                fields: p.fields.clone(),
-            });
-        }
-        for p in &plan.overwrites {
-            items.push(Item::Overwrite {
-                service_id: p.service.id,
-                event_type_id: p.event_type.id,
-                fields: p.fields.clone(),
-            });
-        }
-        for p in &plan.pushes {
-            items.push(Item::Push {
-                service_id: p.service.id,
-                event_type_id: p.event_type.id,
-                reason: p.reason,
-                fields: p.fields.iter().map(|f| f.as_str().to_owned()).collect(),
-            });
-        }
-        for s in &plan.orphans {
-            items.push(Item::Orphan {
+        let mut items: Vec<Item> = groups.into_iter().flatten().collect();
+        for (s, reason) in &plan.kept_missing {
+            items.push(Item::MissingKept {
                 service_id: s.id,
                 event_type_id: s.calcom_event_type_id,
-            });
-        }
-        for (e, _) in &plan.unreadable {
-            items.push(Item::Unreadable {
-                event_type_id: e.event_type_id,
-                error: e.to_string(),
+                reason: reason.clone(),
             });
         }
         Self {
@@ -166,11 +207,12 @@ impl PassReport {
             ));
             if a.result == "success" {
                 out.push_str(&format!(
-                    "  event types {}, in sync {}, imports {}, drifted {}, overwrites {}, platform edits {}, pushes {}{}, orphans {}, unreadable {}\n",
+                    "  event types {}, in sync {}, imports {}, drifted {} (new Cal.com edits {}), overwrites {}, platform edits {}, pushes {}{}, orphans {}, unreadable {}\n",
                     c.event_types,
                     c.in_sync,
                     c.imports,
                     c.drifted,
+                    c.protections,
                     c.overwrites,
                     c.platform_edits,
                     c.pushes,
@@ -196,8 +238,13 @@ fn item_text(item: &Item) -> String {
     let fields = |f: &[FieldDiff]| {
         f.iter()
             .map(|d| {
+                let base = d
+                    .baseline
+                    .as_deref()
+                    .map(|b| format!(" (last agreed {b:?})"))
+                    .unwrap_or_default();
                 format!(
-                    "{}: platform {:?} vs Cal.com {:?}",
+                    "{}: platform {:?} vs Cal.com {:?}{base}",
                     d.field, d.platform, d.calcom
                 )
             })
@@ -251,5 +298,21 @@ fn item_text(item: &Item) -> String {
             event_type_id.map(|i| i.to_string()).unwrap_or_default()
         ),
         Item::Unreadable { error, .. } => format!("invalid  {error}"),
+        Item::NotPushed {
+            service_id,
+            event_type_id,
+            fields: f,
+        } => format!(
+            "held     service {service_id} / event type {event_type_id} (platform edit not pushed): {}",
+            fields(f)
+        ),
+        Item::MissingKept {
+            service_id,
+            event_type_id,
+            reason,
+        } => format!(
+            "missing  service {service_id}: event type {} {reason}; kept as it was",
+            event_type_id.map(|i| i.to_string()).unwrap_or_default()
+        ),
     }
 }

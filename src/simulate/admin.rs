@@ -13,6 +13,11 @@
 //! - `POST /_sim/faults` one fault or an array (see [`Fault`](super::Fault)) → 201; `DELETE /_sim/faults` → 204
 //! - `GET /_sim/requests` → the request log; `DELETE /_sim/requests` → 204
 //! - `PUT /_sim/rate-limit` `{"limit", "windowSecs", "blockSecs"}` → 200
+//! - `PUT /_sim/normalise` `{"trimTitles": bool, "roundLengthsTo": N|null}` → 200
+//!   (PATCHes are normalised before they are stored; `{}` turns it off)
+//! - `PUT /_sim/listing-race` `{"orgId", "afterPage", "deleteEventTypeId"}` → 200
+//!   (deletes the event type right after that organization page is served, once);
+//!   `DELETE /_sim/listing-race` → 204
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -191,7 +196,21 @@ pub(crate) fn handle(
                 &json!({ "limit": setup.limit, "windowSecs": setup.window_secs, "blockSecs": setup.block_secs }),
             )
         }),
-        (_, ["event-types" | "teams" | "orgs" | "faults" | "requests" | "rate-limit"]) => Err(not_allowed()),
+        (&Method::PUT, ["normalise"]) => read::<super::Normalise>(body).map(|n| {
+            let echo = json!({"trimTitles": n.trim_titles, "roundLengthsTo": n.round_lengths_to});
+            shared.behaviour.set_normalise(n);
+            ok(StatusCode::OK, &echo)
+        }),
+        (&Method::PUT, ["listing-race"]) => read::<super::ListingRace>(body).map(|r| {
+            let echo = json!({"orgId": r.org_id, "afterPage": r.after_page, "deleteEventTypeId": r.delete_event_type_id});
+            shared.behaviour.set_race(Some(r));
+            ok(StatusCode::OK, &echo)
+        }),
+        (&Method::DELETE, ["listing-race"]) => {
+            shared.behaviour.set_race(None);
+            Ok(empty())
+        }
+        (_, ["event-types" | "teams" | "orgs" | "faults" | "requests" | "rate-limit" | "normalise" | "listing-race"]) => Err(not_allowed()),
         _ => Err(problem(StatusCode::NOT_FOUND, &format!("no simulator endpoint {method} {path}"))),
     };
     result.unwrap_or_else(Problem::into_response)

@@ -14,6 +14,7 @@
 //! and `admin.rs` the `/_sim` endpoints and their in-process twins.
 
 mod admin;
+mod behaviour;
 mod envelope;
 mod faults;
 mod input;
@@ -39,6 +40,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use behaviour::{ListingRace, Normalise};
 pub use faults::{Fault, FaultKind};
 pub use requests::RequestLogEntry;
 
@@ -111,6 +113,7 @@ pub(crate) struct Shared {
     faults: FaultBook,
     limiter: RateLimiter,
     log: RequestLog,
+    behaviour: behaviour::Behaviour,
 }
 
 impl Shared {
@@ -151,6 +154,7 @@ impl Simulator {
             .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             world: RwLock::new(world),
+            behaviour: behaviour::Behaviour::default(),
             faults: FaultBook::default(),
             limiter: RateLimiter::new(Limits {
                 limit: config.rate_limit,
@@ -235,6 +239,18 @@ impl Simulator {
 
     pub fn delete_event_type(&self, id: i64) -> bool {
         self.shared.admin_delete(id)
+    }
+
+    /// From now on, PATCHes are normalised this way before they are stored (as a
+    /// real server trims or rounds values); `Normalise::default()` turns it off.
+    pub fn set_normalise(&self, normalise: Normalise) {
+        self.shared.behaviour.set_normalise(normalise);
+    }
+
+    /// Arms (or with `None` disarms) a deletion in the middle of paging an
+    /// organization's listing.
+    pub fn set_listing_race(&self, race: Option<ListingRace>) {
+        self.shared.behaviour.set_race(race);
     }
 
     pub fn inject_fault(&self, fault: Fault) {

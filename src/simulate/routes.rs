@@ -181,6 +181,8 @@ fn update_own(shared: &Shared, req: &ApiRequest, id: i64) -> Result<Response<Sim
         return Err(ApiError::event_type_not_found(id));
     }
     check_update(&world, Owner::User(user), id, &fields)?;
+    let mut fields = fields;
+    shared.behaviour.normalise().apply(&mut fields);
     let body = world
         .update(id, &fields)
         .ok_or_else(|| ApiError::event_type_not_found(id))?;
@@ -288,6 +290,7 @@ fn create_team(
         ));
     }
     expand_hosts(&world, &mut fields);
+    shared.behaviour.normalise().apply(&mut fields);
     let body = world.create_for_team(team, &fields);
     Ok(success_one(StatusCode::CREATED, &body))
 }
@@ -332,6 +335,7 @@ fn update_team(
         }
     }
     expand_hosts(&world, &mut fields);
+    shared.behaviour.normalise().apply(&mut fields);
     let body = world
         .update(id, &fields)
         .ok_or_else(|| ApiError::event_type_not_found(id))?;
@@ -389,7 +393,12 @@ fn list_org(shared: &Shared, req: &ApiRequest, org: i64) -> Result<Response<SimB
             "User with ID={user} is not a member of organization with ID={org}"
         )));
     }
-    Ok(success_list(world.org_page(org, skip, take)))
+    let page = world.org_page(org, skip, take);
+    drop(world);
+    if let Some(id) = shared.behaviour.org_page_served(org) {
+        shared.write().remove(id);
+    }
+    Ok(success_list(page))
 }
 
 /// `take` 1–250 (default 250) and `skip` ≥ 0 (default 0).

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::NaiveDateTime;
 
 use super::{
-    AccountWrite, Confirmation, DriftObservation, MetadataUpdate, NewService, Overwrite,
-    RegistryEntry, RunRecord,
+    AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, MetadataUpdate,
+    NewService, Overwrite, RegistryEntry, RunRecord,
 };
 use crate::domain::{BusinessValues, Field, Resolution, ServiceId};
 
@@ -91,11 +91,18 @@ pub(crate) struct PreparedWrite<'a> {
     pub metadata: Vec<&'a MetadataUpdate>,
     pub confirmations: Vec<&'a Confirmation>,
     pub overwrites: Vec<&'a Overwrite>,
-    /// With their open keys.
-    pub drift_upserts: Vec<(String, &'a DriftObservation)>,
+    /// With their open keys (`None`: recorded closed).
+    pub drift_upserts: Vec<(Option<String>, &'a DriftObservation)>,
+    /// Open keys to close before the upserts, grouped by resolution.
+    pub drift_replaced: Vec<(Resolution, Vec<String>)>,
     /// Open keys to close, grouped by resolution (one statement per group).
     pub drift_resolutions: Vec<(Resolution, Vec<String>)>,
+    /// Baselines of services that already exist, one per service, by id.
+    pub baselines: Vec<(ServiceId, &'a BaselineWrite)>,
+    /// Baselines of services this write imports (ids known once inserted).
+    pub import_baselines: Vec<&'a BaselineWrite>,
     pub registry: Vec<&'a RegistryEntry>,
+    pub gone: Vec<i64>,
     pub run: Option<&'a RunRecord>,
 }
 
@@ -115,30 +122,41 @@ impl<'a> PreparedWrite<'a> {
             .map(|o| last_by_key(o.rows(), |r| r.id.0))
             .unwrap_or_default();
         overwrites.sort_by_key(|o| o.id);
-        let mut drift_upserts: Vec<(String, &DriftObservation)> =
-            last_by_key(&write.drift_upserts, |d| open_key(d.service_id, d.field))
+        // Open entries: the last observation of a key wins. Closed records have no
+        // key and are all kept.
+        let open: Vec<&DriftObservation> = write
+            .drift_upserts
+            .iter()
+            .filter(|d| d.closed.is_none())
+            .collect();
+        let mut drift_upserts: Vec<(Option<String>, &DriftObservation)> =
+            last_by_key(&open, |d| open_key(d.service_id, d.field))
                 .into_iter()
-                .map(|d| (open_key(d.service_id, d.field), d))
+                .map(|d| (Some(open_key(d.service_id, d.field)), *d))
                 .collect();
         drift_upserts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut drift_resolutions: Vec<(Resolution, Vec<String>)> = Vec::new();
-        let mut seen = HashSet::new();
-        for r in &write.drift_resolutions {
-            let key = open_key(r.service_id, r.field);
-            if !seen.insert(key.clone()) {
-                continue;
-            }
-            match drift_resolutions
-                .iter_mut()
-                .find(|(res, _)| *res == r.resolution)
-            {
-                Some((_, keys)) => keys.push(key),
-                None => drift_resolutions.push((r.resolution, vec![key])),
-            }
-        }
-        for (_, keys) in &mut drift_resolutions {
-            keys.sort();
-        }
+        drift_upserts.extend(
+            write
+                .drift_upserts
+                .iter()
+                .filter(|d| d.closed.is_some())
+                .map(|d| (None, d)),
+        );
+        let drift_replaced = grouped(&write.drift_replaced);
+        let drift_resolutions = grouped(&write.drift_resolutions);
+        let mut baselines: Vec<(ServiceId, &BaselineWrite)> =
+            last_by_key(&write.baselines, |b| b.service_id)
+                .into_iter()
+                .filter_map(|b| b.service_id.map(|id| (id, b)))
+                .collect();
+        baselines.sort_by_key(|(id, _)| *id);
+        let mut import_baselines: Vec<&BaselineWrite> = last_by_key(&write.baselines, |b| {
+            b.service_id.map_or(Some(b.event_type_id), |_| None)
+        })
+        .into_iter()
+        .filter(|b| b.service_id.is_none())
+        .collect();
+        import_baselines.sort_by_key(|b| b.event_type_id);
         let mut registry = last_by_key(&write.registry, |r| r.event_type_id.0);
         registry.sort_by_key(|r| r.event_type_id);
         Self {
@@ -149,11 +167,65 @@ impl<'a> PreparedWrite<'a> {
             confirmations,
             overwrites,
             drift_upserts,
+            drift_replaced,
             drift_resolutions,
+            baselines,
+            import_baselines,
             registry,
+            gone: {
+                let mut gone: Vec<i64> = write.gone.iter().map(|id| id.0).collect();
+                gone.sort_unstable();
+                gone.dedup();
+                gone
+            },
             run: write.run.as_ref(),
         }
     }
+}
+
+/// Open keys grouped by resolution (one statement per group); the first
+/// instruction for a key wins.
+fn grouped(resolutions: &[DriftResolution]) -> Vec<(Resolution, Vec<String>)> {
+    let mut out: Vec<(Resolution, Vec<String>)> = Vec::new();
+    let mut seen = HashSet::new();
+    for r in resolutions {
+        let key = open_key(r.service_id, r.field);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        match out.iter_mut().find(|(res, _)| *res == r.resolution) {
+            Some((_, keys)) => keys.push(key),
+            None => out.push((r.resolution, vec![key])),
+        }
+    }
+    for (_, keys) in &mut out {
+        keys.sort();
+    }
+    out
+}
+
+/// The baselines to write once imports have ids: those already known plus the
+/// imported ones this call inserted.
+pub(crate) fn baseline_rows<'a>(
+    w: &PreparedWrite<'a>,
+    imported: &[(crate::domain::EventTypeId, ServiceId)],
+) -> Vec<(ServiceId, crate::domain::EventTypeId, String)> {
+    let ids: std::collections::HashMap<_, _> = imported.iter().copied().collect();
+    let mut rows: Vec<(ServiceId, crate::domain::EventTypeId, String)> = w
+        .baselines
+        .iter()
+        .map(|(id, b)| (*id, b.event_type_id, b.baseline.to_json()))
+        .collect();
+    let known: HashSet<ServiceId> = rows.iter().map(|r| r.0).collect();
+    for b in &w.import_baselines {
+        if let Some(id) = ids.get(&b.event_type_id)
+            && !known.contains(id)
+        {
+            rows.push((*id, b.event_type_id, b.baseline.to_json()));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    rows
 }
 
 fn first_by_key<T, K: std::hash::Hash + Eq>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {

@@ -46,8 +46,8 @@ use sqlx::migrate::Migrate;
 use sqlx::{MySqlPool, PgPool, SqlitePool};
 
 use crate::domain::{
-    BusinessValues, DriftEntry, EventTypeId, Field, OverwriteGrant, Resolution, Service, ServiceId,
-    SyncStatus, TeamId,
+    Baseline, BusinessValues, DriftEntry, EventTypeId, Field, Origin, OverwriteGrant, Resolution,
+    Service, ServiceId, SyncStatus, TeamId,
 };
 
 use batch::{PreparedWrite, Statements};
@@ -67,13 +67,18 @@ pub struct RegistryEntry {
     pub event_type_id: EventTypeId,
     pub account: String,
     pub team_id: Option<TeamId>,
+    /// When Cal.com confirmed the event type is gone (cleared when listed again).
+    pub gone_at: Option<NaiveDateTime>,
 }
 
-/// A service together with its registry entry (if its event type was ever seen).
+/// A service together with its registry entry (if its event type was ever seen)
+/// and the baseline of its current link (if the two sides ever agreed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LinkedService {
     pub service: Service,
     pub registry: Option<RegistryEntry>,
+    #[serde(skip)]
+    pub baseline: Option<Baseline>,
 }
 
 /// What [`Store::load_account`] reads for one account.
@@ -149,14 +154,65 @@ impl Overwrites {
     }
 }
 
-/// A difference seen in this pass, to be upserted into the open drift ledger.
+/// A difference seen in this pass, to be upserted into the open drift ledger: a new
+/// entry, or the refresh of the open one (`last_seen_at`, `times_seen + 1`, and the
+/// current platform value, origin and baseline).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriftObservation {
     pub service_id: ServiceId,
     pub event_type_id: EventTypeId,
     pub field: Field,
+    pub origin: Origin,
     pub platform_value: String,
     pub calcom_value: String,
+    pub baseline_value: Option<String>,
+    /// Recorded as already closed with this resolution (a normalisation, which
+    /// needs no decision); `None` for an open entry.
+    pub closed: Option<Resolution>,
+    /// Recorded before a push, open, with the resolution the push will give it:
+    /// if the process dies between the push and the pass's commit, the next pass
+    /// closes the entry with this resolution instead of `agreed`. A later
+    /// observation without intent clears it.
+    pub intent: Option<Resolution>,
+}
+
+/// The baseline to store for a service: what both sides agree on now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineWrite {
+    /// `None` for a service imported by this write: the store fills in the id it
+    /// inserted (and skips the row if another pass won the import).
+    pub service_id: Option<ServiceId>,
+    pub event_type_id: EventTypeId,
+    pub baseline: Baseline,
+}
+
+/// Which ledger entries a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftState {
+    #[default]
+    Open,
+    Closed,
+    All,
+}
+
+impl DriftState {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "open" => Some(Self::Open),
+            "closed" => Some(Self::Closed),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::All => "all",
+        }
+    }
 }
 
 /// An open ledger entry to close.
@@ -190,9 +246,15 @@ pub struct AccountWrite {
     pub metadata: Vec<MetadataUpdate>,
     pub confirmations: Vec<Confirmation>,
     pub overwrites: Option<Overwrites>,
+    /// Open entries whose Cal.com value Cal.com itself replaced: closed before the
+    /// upserts, so the newer value opens an entry of its own.
+    pub drift_replaced: Vec<DriftResolution>,
     pub drift_upserts: Vec<DriftObservation>,
     pub drift_resolutions: Vec<DriftResolution>,
+    pub baselines: Vec<BaselineWrite>,
     pub registry: Vec<RegistryEntry>,
+    /// Registered event types Cal.com confirmed are gone (`gone_at = now`).
+    pub gone: Vec<EventTypeId>,
     pub run: Option<RunRecord>,
 }
 
@@ -205,9 +267,12 @@ impl AccountWrite {
             metadata: Vec::new(),
             confirmations: Vec::new(),
             overwrites: None,
+            drift_replaced: Vec::new(),
             drift_upserts: Vec::new(),
             drift_resolutions: Vec::new(),
+            baselines: Vec::new(),
             registry: Vec::new(),
+            gone: Vec::new(),
             run: None,
         }
     }
@@ -483,7 +548,10 @@ impl Store {
     ///   the row still equals `expected` and is not `pending`;
     /// - `drift_upserts` open or refresh entries (`times_seen + 1`), then
     ///   `drift_resolutions` close them (so an edit seen and repaired in one pass
-    ///   is kept in the ledger's history with its Cal.com value);
+    ///   is kept in the ledger's history with its Cal.com value); `drift_replaced`
+    ///   closes entries before the upserts (Cal.com replaced the value they hold);
+    /// - `baselines` upserts the agreed values per service (imports get the id
+    ///   this call inserted);
     /// - `registry` upserts, `run` appends to the journal.
     ///
     /// Duplicated instructions for one row collapse (last wins; first for imports).
@@ -522,8 +590,33 @@ impl Store {
 
     /// Open drift entries (of one account, or all), ordered by service id, field.
     pub async fn open_drift(&self, account: Option<&str>) -> Result<Vec<DriftEntry>, StoreError> {
-        let rows = per_backend!(self, drift_rows(DriftQuery::Open(account)))?;
+        let query = DriftQuery::State {
+            state: DriftState::Open,
+            account,
+        };
+        let rows = per_backend!(self, drift_rows(query))?;
         rows::drift_entries(rows)
+    }
+
+    /// Ledger entries in `state` (of one account, or all), with their resolution:
+    /// open ones ordered by service id and field, closed ones in the order they
+    /// were recorded.
+    pub async fn drift_records(
+        &self,
+        state: DriftState,
+        account: Option<&str>,
+    ) -> Result<Vec<DriftRecord>, StoreError> {
+        let rows = per_backend!(self, drift_rows(DriftQuery::State { state, account }))?;
+        // Rows come ordered by id (the order they were recorded).
+        let (mut open, closed): (Vec<DriftRecord>, Vec<DriftRecord>) = rows
+            .into_iter()
+            .map(DriftRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .partition(|r| r.resolved_at.is_none());
+        open.sort_by_key(|r| (r.entry.service_id, r.entry.field));
+        open.extend(closed);
+        Ok(open)
     }
 
     /// Open drift entries of one service, ordered by field.
@@ -629,9 +722,21 @@ where
 /// Which drift rows a backend reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum DriftQuery<'a> {
-    Open(Option<&'a str>),
+    State {
+        state: DriftState,
+        account: Option<&'a str>,
+    },
     OpenFor(ServiceId),
     History(ServiceId),
+}
+
+/// The `WHERE` condition of a ledger listing by state.
+fn drift_state_filter(state: DriftState) -> &'static str {
+    match state {
+        DriftState::Open => "open_key IS NOT NULL",
+        DriftState::Closed => "open_key IS NULL",
+        DriftState::All => "1 = 1",
+    }
 }
 
 /// Deduplicates services read by several statements of one load (a listed service

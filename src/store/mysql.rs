@@ -48,12 +48,14 @@ const SERVICE_SELECT: &str = "SELECT CAST(s.id AS SIGNED) AS id, \
     CAST(s.sync_status AS CHAR) AS sync_status, \
     CAST(s.last_calcom_sync AS DATETIME(6)) AS last_calcom_sync, s.sync_error AS sync_error, \
     CAST(s.updated_at AS DATETIME(6)) AS updated_at, \
-    r.event_type_id AS reg_event_type_id, r.account AS reg_account, r.team_id AS reg_team_id \
-    FROM services s LEFT JOIN calsync_event_types r ON r.event_type_id = s.calcom_event_type_id";
+    r.event_type_id AS reg_event_type_id, r.account AS reg_account, r.team_id AS reg_team_id, \
+    CAST(r.gone_at AS DATETIME(6)) AS reg_gone_at, b.agreed AS baseline, CAST(b.agreed_at AS DATETIME(6)) AS baseline_at \
+    FROM services s LEFT JOIN calsync_event_types r ON r.event_type_id = s.calcom_event_type_id \
+    LEFT JOIN calsync_baseline b ON b.service_id = s.id AND b.event_type_id = s.calcom_event_type_id";
 
-const DRIFT_SELECT: &str = "SELECT id, service_id, calcom_event_type_id, account, field, \
-    platform_value, calcom_value, first_seen_at, last_seen_at, times_seen, resolved_at, \
-    resolution FROM calsync_drift";
+const DRIFT_SELECT: &str = "SELECT id, service_id, calcom_event_type_id, account, field, origin, \
+    platform_value, calcom_value, baseline_value, first_seen_at, last_seen_at, times_seen, \
+    resolved_at, resolution FROM calsync_drift";
 
 /// True when the business columns of `s` equal the `v.*` expected values.
 const GUARD: &str = "s.name = v.name COLLATE utf8mb4_bin \
@@ -217,11 +219,15 @@ pub(super) async fn apply(
     overwrite(&mut tx, st, w, &mut out).await?;
     confirm(&mut tx, st, w, &mut out).await?;
     metadata(&mut tx, st, w).await?;
-    // Upserts first: a field seen in this pass and closed in the same pass (a
-    // re-push, an overwrite) keeps the Cal.com value in the ledger's history.
+    // Entries Cal.com replaced close first, so the newer value opens its own.
+    resolve_drift(&mut tx, st, w.now, &w.drift_replaced).await?;
+    // Upserts before resolutions: a field seen in this pass and closed in the
+    // same pass (a re-push, an overwrite) keeps the Cal.com value in the ledger.
     upsert_drift(&mut tx, st, w).await?;
-    resolve_drift(&mut tx, st, w).await?;
+    resolve_drift(&mut tx, st, w.now, &w.drift_resolutions).await?;
+    upsert_baselines(&mut tx, st, w, &out.imported).await?;
     register(&mut tx, st, w).await?;
+    mark_gone(&mut tx, st, w).await?;
     if let Some(run) = w.run {
         insert_run(&mut tx, st, run).await?;
     }
@@ -466,13 +472,16 @@ async fn upsert_drift(
     st: &Statements,
     w: &PreparedWrite<'_>,
 ) -> Result<(), StoreError> {
-    let size = |(_, d): &(String, &super::DriftObservation)| {
-        64 + d.platform_value.len() + d.calcom_value.len()
+    let size = |(_, d): &(Option<String>, &super::DriftObservation)| {
+        64 + d.platform_value.len()
+            + d.calcom_value.len()
+            + d.baseline_value.as_ref().map_or(0, String::len)
     };
-    for rows in chunks(&w.drift_upserts, 10, size) {
+    for rows in chunks(&w.drift_upserts, 14, size) {
         let mut qb = QueryBuilder::<MySql>::new(
             "INSERT INTO calsync_drift (service_id, calcom_event_type_id, account, field, \
-             platform_value, calcom_value, first_seen_at, last_seen_at, times_seen, open_key) ",
+             platform_value, calcom_value, first_seen_at, last_seen_at, times_seen, open_key, \
+             origin, baseline_value, resolution, resolved_at) ",
         );
         qb.push_values(rows, |mut b, (key, d)| {
             b.push_bind(d.service_id.0)
@@ -483,16 +492,27 @@ async fn upsert_drift(
                 .push_bind(&d.calcom_value)
                 .push_bind(w.now)
                 .push_bind(w.now)
-                .push("1")
-                .push_bind(key.as_str());
+                // An intent recorded before a push is not a sighting of its own.
+                .push(if d.intent.is_some() && d.closed.is_none() {
+                    "0"
+                } else {
+                    "1"
+                })
+                .push_bind(key.as_deref())
+                .push_bind(d.origin.as_str())
+                .push_bind(d.baseline_value.as_deref())
+                .push_bind(d.closed.or(d.intent).map(|r| r.as_str()))
+                .push_bind(d.closed.map(|_| w.now));
         });
         // VALUES() is deprecated on MySQL 8.0.20+ but is the only spelling that
         // MariaDB also accepts.
         qb.push(
             " ON DUPLICATE KEY UPDATE calcom_event_type_id = VALUES(calcom_event_type_id), \
              account = VALUES(account), platform_value = VALUES(platform_value), \
-             calcom_value = VALUES(calcom_value), last_seen_at = VALUES(last_seen_at), \
-             times_seen = times_seen + 1",
+             calcom_value = VALUES(calcom_value), origin = VALUES(origin), \
+             baseline_value = VALUES(baseline_value), last_seen_at = VALUES(last_seen_at), \
+             times_seen = times_seen + IF(VALUES(resolution) IS NULL, 1, 0), \
+             resolution = VALUES(resolution)",
         );
         st.tick();
         qb.build()
@@ -500,6 +520,37 @@ async fn upsert_drift(
             .execute(&mut *conn)
             .await
             .map_err(on(BACKEND, "recording drift"))?;
+    }
+    Ok(())
+}
+
+async fn upsert_baselines(
+    conn: &mut MySqlConnection,
+    st: &Statements,
+    w: &PreparedWrite<'_>,
+    imported: &[(EventTypeId, ServiceId)],
+) -> Result<(), StoreError> {
+    let rows = batch::baseline_rows(w, imported);
+    for rows in chunks(&rows, 4, |r| 32 + r.2.len()) {
+        let mut qb = QueryBuilder::<MySql>::new(
+            "INSERT INTO calsync_baseline (service_id, event_type_id, agreed, agreed_at) ",
+        );
+        qb.push_values(rows, |mut b, r| {
+            b.push_bind(r.0.0)
+                .push_bind(r.1.0)
+                .push_bind(r.2.as_str())
+                .push_bind(w.now);
+        });
+        qb.push(
+            " ON DUPLICATE KEY UPDATE event_type_id = VALUES(event_type_id), \
+             agreed = VALUES(agreed), agreed_at = VALUES(agreed_at)",
+        );
+        st.tick();
+        qb.build()
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+            .map_err(on(BACKEND, "recording the agreed baseline"))?;
     }
     Ok(())
 }
@@ -521,7 +572,7 @@ async fn register(
         });
         qb.push(
             " ON DUPLICATE KEY UPDATE account = VALUES(account), team_id = VALUES(team_id), \
-             last_seen_at = VALUES(last_seen_at)",
+             last_seen_at = VALUES(last_seen_at), gone_at = NULL",
         );
         st.tick();
         qb.build()

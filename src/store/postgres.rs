@@ -28,12 +28,16 @@ const SERVICE_SELECT: &str = "SELECT s.id::int8 AS id, s.company_id::int8 AS com
     s.calcom_event_type_id::int8 AS calcom_event_type_id, s.sync_status::text AS sync_status, \
     s.last_calcom_sync::timestamp AS last_calcom_sync, s.sync_error::text AS sync_error, \
     s.updated_at::timestamp AS updated_at, r.event_type_id AS reg_event_type_id, \
-    r.account::text AS reg_account, r.team_id AS reg_team_id \
-    FROM services s LEFT JOIN calsync_event_types r ON r.event_type_id = s.calcom_event_type_id";
+    r.account::text AS reg_account, r.team_id AS reg_team_id, r.gone_at::timestamp AS reg_gone_at, \
+    b.agreed AS baseline, \
+    b.agreed_at AS baseline_at \
+    FROM services s LEFT JOIN calsync_event_types r ON r.event_type_id = s.calcom_event_type_id \
+    LEFT JOIN calsync_baseline b ON b.service_id = s.id AND b.event_type_id = s.calcom_event_type_id";
 
 const DRIFT_SELECT: &str = "SELECT id, service_id, calcom_event_type_id, account::text AS account, \
-    field::text AS field, platform_value, calcom_value, first_seen_at, last_seen_at, times_seen, \
-    resolved_at, resolution::text AS resolution FROM calsync_drift";
+    field::text AS field, origin::text AS origin, platform_value, calcom_value, baseline_value, \
+    first_seen_at, last_seen_at, times_seen, resolved_at, resolution::text AS resolution \
+    FROM calsync_drift";
 
 /// True when the business columns of `s` equal the `v.*` expected values.
 const GUARD: &str = "s.name = v.name \
@@ -249,13 +253,18 @@ pub(super) async fn drift_rows(
     query: DriftQuery<'_>,
 ) -> Result<Vec<DriftRow>, StoreError> {
     let q = match query {
-        DriftQuery::Open(None) => sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
-            "{DRIFT_SELECT} WHERE open_key IS NOT NULL"
-        ))),
-        DriftQuery::Open(Some(account)) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND account = $1"
-        )))
-        .bind(account),
+        DriftQuery::State { state, account } => {
+            let state = super::drift_state_filter(state);
+            match account {
+                None => sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
+                    "{DRIFT_SELECT} WHERE {state} ORDER BY id"
+                ))),
+                Some(account) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{DRIFT_SELECT} WHERE {state} AND account = $1 ORDER BY id"
+                )))
+                .bind(account),
+            }
+        }
         DriftQuery::OpenFor(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND service_id = $1"
         )))
@@ -353,11 +362,15 @@ pub(super) async fn apply(
     overwrite(&mut tx, st, w, &mut out).await?;
     confirm(&mut tx, st, w, &mut out).await?;
     metadata(&mut tx, st, w).await?;
-    // Upserts first: a field seen in this pass and closed in the same pass (a
-    // re-push, an overwrite) keeps the Cal.com value in the ledger's history.
+    // Entries Cal.com replaced close first, so the newer value opens its own.
+    resolve_drift(&mut tx, st, w.now, &w.drift_replaced).await?;
+    // Upserts before resolutions: a field seen in this pass and closed in the
+    // same pass (a re-push, an overwrite) keeps the Cal.com value in the ledger.
     upsert_drift(&mut tx, st, w).await?;
-    resolve_drift(&mut tx, st, w).await?;
+    resolve_drift(&mut tx, st, w.now, &w.drift_resolutions).await?;
+    upsert_baselines(&mut tx, st, w, &out.imported).await?;
     register(&mut tx, st, w).await?;
+    mark_gone(&mut tx, st, w).await?;
     if let Some(run) = w.run {
         insert_run(&mut tx, st, run).await?;
     }
@@ -539,15 +552,19 @@ async fn overwrite(
 async fn resolve_drift(
     conn: &mut PgConnection,
     st: &Statements,
-    w: &PreparedWrite<'_>,
+    now: chrono::NaiveDateTime,
+    groups: &[(crate::domain::Resolution, Vec<String>)],
 ) -> Result<(), StoreError> {
-    for (resolution, keys) in &w.drift_resolutions {
+    for (resolution, keys) in groups {
         st.tick();
         sqlx::query(
-            "UPDATE calsync_drift SET resolved_at = $1, resolution = $2, open_key = NULL \
-             WHERE open_key = ANY($3::text[])",
+            // `agreed` keeps a resolution recorded as intent before a push (a
+            // crash between the push and this pass's commit).
+            "UPDATE calsync_drift SET resolved_at = $1, \
+             resolution = CASE WHEN $2 = 'agreed' THEN COALESCE(resolution, $2) ELSE $2 END, \
+             open_key = NULL WHERE open_key = ANY($3::text[])",
         )
-        .bind(w.now)
+        .bind(now)
         .bind(resolution.as_str())
         .bind(keys)
         .execute(&mut *conn)
@@ -574,19 +591,37 @@ async fn upsert_drift(
         .map(|(_, d)| d.platform_value.as_str())
         .collect();
     let calcom: Vec<&str> = rows.iter().map(|(_, d)| d.calcom_value.as_str()).collect();
-    let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|(k, _)| k.as_deref()).collect();
+    let resolved: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, d)| d.closed.or(d.intent).map(|r| r.as_str()))
+        .collect();
+    let closed: Vec<bool> = rows.iter().map(|(_, d)| d.closed.is_some()).collect();
+    let origins: Vec<&str> = rows.iter().map(|(_, d)| d.origin.as_str()).collect();
+    let baselines: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, d)| d.baseline_value.as_deref())
+        .collect();
     st.tick();
     sqlx::query(
         "INSERT INTO calsync_drift (service_id, calcom_event_type_id, account, field, \
-         platform_value, calcom_value, first_seen_at, last_seen_at, times_seen, open_key) \
+         platform_value, calcom_value, first_seen_at, last_seen_at, times_seen, open_key, \
+         origin, baseline_value, resolution, resolved_at) \
          SELECT v.service_id, v.event_type_id, $7, v.field, v.platform_value, v.calcom_value, \
-         $8, $8, 1, v.open_key \
-         FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-         AS v(service_id, event_type_id, field, platform_value, calcom_value, open_key) \
+         $8, $8, CASE WHEN v.resolution IS NULL OR v.closed THEN 1 ELSE 0 END, v.open_key, \
+         v.origin, v.baseline_value, v.resolution, \
+         CASE WHEN v.closed THEN $8::timestamp ELSE NULL END \
+         FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $9::text[], $10::text[], $11::text[], $12::bool[]) \
+         AS v(service_id, event_type_id, field, platform_value, calcom_value, open_key, origin, \
+         baseline_value, resolution, closed) \
          ON CONFLICT (open_key) DO UPDATE SET \
          calcom_event_type_id = EXCLUDED.calcom_event_type_id, account = EXCLUDED.account, \
          platform_value = EXCLUDED.platform_value, calcom_value = EXCLUDED.calcom_value, \
-         last_seen_at = EXCLUDED.last_seen_at, times_seen = calsync_drift.times_seen + 1",
+         origin = EXCLUDED.origin, baseline_value = EXCLUDED.baseline_value, \
+         resolution = EXCLUDED.resolution, last_seen_at = EXCLUDED.last_seen_at, \
+         times_seen = calsync_drift.times_seen \
+         + CASE WHEN EXCLUDED.resolution IS NULL THEN 1 ELSE 0 END",
     )
     .bind(services)
     .bind(event_types)
@@ -596,9 +631,64 @@ async fn upsert_drift(
     .bind(keys)
     .bind(w.account)
     .bind(w.now)
+    .bind(origins)
+    .bind(baselines)
+    .bind(resolved)
+    .bind(closed)
     .execute(conn)
     .await
     .map_err(on(BACKEND, "recording drift"))?;
+    Ok(())
+}
+
+async fn upsert_baselines(
+    conn: &mut PgConnection,
+    st: &Statements,
+    w: &PreparedWrite<'_>,
+    imported: &[(EventTypeId, ServiceId)],
+) -> Result<(), StoreError> {
+    let rows = super::batch::baseline_rows(w, imported);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let services: Vec<i64> = rows.iter().map(|r| r.0.0).collect();
+    let event_types: Vec<i64> = rows.iter().map(|r| r.1.0).collect();
+    let agreed: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    st.tick();
+    sqlx::query(
+        "INSERT INTO calsync_baseline (service_id, event_type_id, agreed, agreed_at) \
+         SELECT v.service_id, v.event_type_id, v.agreed, $4 \
+         FROM UNNEST($1::int8[], $2::int8[], $3::text[]) AS v(service_id, event_type_id, agreed) \
+         ON CONFLICT (service_id) DO UPDATE SET event_type_id = EXCLUDED.event_type_id, \
+         agreed = EXCLUDED.agreed, agreed_at = EXCLUDED.agreed_at",
+    )
+    .bind(services)
+    .bind(event_types)
+    .bind(agreed)
+    .bind(w.now)
+    .execute(conn)
+    .await
+    .map_err(on(BACKEND, "recording the agreed baseline"))?;
+    Ok(())
+}
+
+async fn mark_gone(
+    conn: &mut PgConnection,
+    st: &Statements,
+    w: &PreparedWrite<'_>,
+) -> Result<(), StoreError> {
+    if w.gone.is_empty() {
+        return Ok(());
+    }
+    st.tick();
+    sqlx::query(
+        "UPDATE calsync_event_types SET gone_at = $1 WHERE event_type_id = ANY($2::int8[])",
+    )
+    .bind(w.now)
+    .bind(&w.gone)
+    .execute(conn)
+    .await
+    .map_err(on(BACKEND, "marking event types gone"))?;
     Ok(())
 }
 
@@ -619,7 +709,7 @@ async fn register(
          SELECT v.event_type_id, v.account, v.team_id, $4 \
          FROM UNNEST($1::int8[], $2::text[], $3::int8[]) AS v(event_type_id, account, team_id) \
          ON CONFLICT (event_type_id) DO UPDATE SET account = EXCLUDED.account, \
-         team_id = EXCLUDED.team_id, last_seen_at = EXCLUDED.last_seen_at",
+         team_id = EXCLUDED.team_id, last_seen_at = EXCLUDED.last_seen_at, gone_at = NULL",
     )
     .bind(ids)
     .bind(accounts)

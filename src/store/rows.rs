@@ -10,8 +10,8 @@ use chrono::NaiveDateTime;
 use super::error::StoreError;
 use super::{LinkedService, RegistryEntry, StoredRun};
 use crate::domain::{
-    BusinessValues, Currency, DriftEntry, EventTypeId, Field, Money, Resolution, Service,
-    ServiceId, SyncStatus, TeamId,
+    Baseline, BusinessValues, Currency, DriftEntry, EventTypeId, Field, Money, Origin, Resolution,
+    Service, ServiceId, SyncStatus, TeamId,
 };
 
 /// A `services` row joined with its registry entry (`reg_*`, NULL when absent).
@@ -36,6 +36,10 @@ pub(crate) struct ServiceRow {
     pub reg_event_type_id: Option<i64>,
     pub reg_account: Option<String>,
     pub reg_team_id: Option<i64>,
+    pub reg_gone_at: Option<NaiveDateTime>,
+    /// `calsync_baseline.agreed` of the service's current link, if any.
+    pub baseline: Option<String>,
+    pub baseline_at: Option<NaiveDateTime>,
 }
 
 impl TryFrom<ServiceRow> for LinkedService {
@@ -64,6 +68,7 @@ impl TryFrom<ServiceRow> for LinkedService {
                 event_type_id: EventTypeId(id),
                 account,
                 team_id: row.reg_team_id.map(TeamId),
+                gone_at: row.reg_gone_at,
             }),
             _ => None,
         };
@@ -92,7 +97,17 @@ impl TryFrom<ServiceRow> for LinkedService {
             sync_error: row.sync_error,
             updated_at: row.updated_at,
         };
-        Ok(LinkedService { service, registry })
+        // An unreadable baseline (edited by hand?) must not fail the account: the
+        // service is then reconciled two-way until the sides agree again.
+        let baseline = row
+            .baseline
+            .as_deref()
+            .and_then(|json| Baseline::from_json(json, row.baseline_at).ok());
+        Ok(LinkedService {
+            service,
+            registry,
+            baseline,
+        })
     }
 }
 
@@ -104,8 +119,10 @@ pub(crate) struct DriftRow {
     pub calcom_event_type_id: i64,
     pub account: String,
     pub field: String,
+    pub origin: String,
     pub platform_value: String,
     pub calcom_value: String,
+    pub baseline_value: Option<String>,
     pub first_seen_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub times_seen: i64,
@@ -133,21 +150,28 @@ impl TryFrom<DriftRow> for DriftRecord {
         let resolution = match row.resolution.as_deref() {
             None => None,
             Some(word) => Some(
-                parse_resolution(word).ok_or_else(|| StoreError::InvalidRow {
+                Resolution::parse(word).ok_or_else(|| StoreError::InvalidRow {
                     table: "calsync_drift",
                     id: row.id,
                     reason: format!("unknown resolution {word:?}"),
                 })?,
             ),
         };
+        let origin = Origin::parse(&row.origin).ok_or_else(|| StoreError::InvalidRow {
+            table: "calsync_drift",
+            id: row.id,
+            reason: format!("unknown origin {:?}", row.origin),
+        })?;
         Ok(DriftRecord {
             entry: DriftEntry {
                 service_id: ServiceId(row.service_id),
                 calcom_event_type_id: EventTypeId(row.calcom_event_type_id),
                 account: row.account,
                 field,
+                origin,
                 platform_value: row.platform_value,
                 calcom_value: row.calcom_value,
+                baseline_value: row.baseline_value,
                 first_seen_at: row.first_seen_at,
                 last_seen_at: row.last_seen_at,
                 times_seen: row.times_seen,
@@ -156,17 +180,6 @@ impl TryFrom<DriftRow> for DriftRecord {
             resolution,
         })
     }
-}
-
-fn parse_resolution(word: &str) -> Option<Resolution> {
-    [
-        Resolution::Agreed,
-        Resolution::Repushed,
-        Resolution::Overwritten,
-        Resolution::Orphaned,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == word)
 }
 
 /// A `calsync_runs` row; `summary` is JSON text on every backend.

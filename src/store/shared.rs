@@ -78,13 +78,18 @@ macro_rules! statements {
             query: DriftQuery<'_>,
         ) -> Result<Vec<DriftRow>, StoreError> {
             let q = match query {
-                DriftQuery::Open(None) => sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
-                    "{DRIFT_SELECT} WHERE open_key IS NOT NULL"
-                ))),
-                DriftQuery::Open(Some(account)) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND account = ?"
-                )))
-                .bind(account),
+                DriftQuery::State { state, account } => {
+                    let state = super::drift_state_filter(state);
+                    match account {
+                        None => sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
+                            "{DRIFT_SELECT} WHERE {state} ORDER BY id"
+                        ))),
+                        Some(account) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "{DRIFT_SELECT} WHERE {state} AND account = ? ORDER BY id"
+                        )))
+                        .bind(account),
+                    }
+                }
                 DriftQuery::OpenFor(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "{DRIFT_SELECT} WHERE open_key IS NOT NULL AND service_id = ?"
                 )))
@@ -154,15 +159,21 @@ macro_rules! statements {
         async fn resolve_drift(
             conn: &mut $conn,
             st: &Statements,
-            w: &PreparedWrite<'_>,
+            now: chrono::NaiveDateTime,
+            groups: &[(crate::domain::Resolution, Vec<String>)],
         ) -> Result<(), StoreError> {
-            for (resolution, keys) in &w.drift_resolutions {
+            for (resolution, keys) in groups {
                 for keys in keys.chunks(ID_CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("UPDATE calsync_drift SET resolved_at = ");
-                    qb.push_bind(w.now)
-                        .push(", resolution = ")
-                        .push_bind(resolution.as_str())
-                        .push(", open_key = NULL WHERE open_key IN (");
+                    // `agreed` keeps a resolution recorded as intent before a push
+                    // (a crash between the push and this pass's commit).
+                    qb.push_bind(now).push(if *resolution == crate::domain::Resolution::Agreed {
+                        ", resolution = COALESCE(resolution, "
+                    } else {
+                        ", resolution = COALESCE(NULL, "
+                    });
+                    qb.push_bind(resolution.as_str())
+                        .push("), open_key = NULL WHERE open_key IN (");
                     let mut list = qb.separated(", ");
                     for key in keys {
                         list.push_bind(key.as_str());
@@ -175,6 +186,25 @@ macro_rules! statements {
                         .await
                         .map_err(on(BACKEND, "resolving drift"))?;
                 }
+            }
+            Ok(())
+        }
+
+        async fn mark_gone(
+            conn: &mut $conn,
+            st: &Statements,
+            w: &PreparedWrite<'_>,
+        ) -> Result<(), StoreError> {
+            for ids in w.gone.chunks(ID_CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("UPDATE calsync_event_types SET gone_at = ");
+                qb.push_bind(w.now).push(" WHERE event_type_id IN ");
+                id_list(&mut qb, ids.iter().copied());
+                st.tick();
+                qb.build()
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(on(BACKEND, "marking event types gone"))?;
             }
             Ok(())
         }

@@ -5,7 +5,7 @@
 //! Every PROTECTION line starts its message with the word `PROTECTION`, in text and
 //! JSON logs alike, so `journalctl -u calsync | grep PROTECTION` finds them all.
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::metrics::Metrics;
 use crate::domain::{EventTypeId, FieldDiff, ServiceId};
@@ -14,11 +14,15 @@ use crate::domain::{EventTypeId, FieldDiff, ServiceId};
 pub fn side_by_side(fields: &[FieldDiff]) -> String {
     fields
         .iter()
-        .map(|d| {
-            format!(
+        .map(|d| match &d.baseline {
+            Some(b) => format!(
+                "{}: platform={:?} calcom={:?} baseline={:?}",
+                d.field, d.platform, d.calcom, b
+            ),
+            None => format!(
                 "{}: platform={:?} calcom={:?}",
                 d.field, d.platform, d.calcom
-            )
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -32,14 +36,20 @@ fn field_names(fields: &[FieldDiff]) -> String {
         .join(",")
 }
 
-/// A known service differs in Cal.com; the platform values were kept.
+/// New Cal.com-side values of a known service: someone edited the event type in
+/// Cal.com (or both sides changed a field). Emitted once per distinct Cal.com value
+/// of a field; later passes that still see it use [`ProtectionStillOpen`].
 pub struct ProtectionTriggered<'a> {
     pub account: &'a str,
     pub service_id: ServiceId,
     pub service_name: &'a str,
     pub event_type_id: EventTypeId,
+    /// Only the fields whose Cal.com value is new.
     pub fields: &'a [FieldDiff],
+    /// Whether the platform values are being pushed over them in this pass.
     pub repush: bool,
+    /// Whether any field was changed on both sides.
+    pub conflict: bool,
 }
 
 impl ProtectionTriggered<'_> {
@@ -50,10 +60,15 @@ impl ProtectionTriggered<'_> {
                 .with_label_values(&[self.account, d.field.as_str()])
                 .inc();
         }
-        let action = if self.repush {
-            "re-pushing the platform values to Cal.com (sync.repush_drifted)"
+        let what = if self.conflict {
+            "Cal.com and the platform both changed the event type since they last agreed"
         } else {
-            "re-push with `calsync push --service ID`, enable sync.repush_drifted, or fix the event type in Cal.com"
+            "someone edited the event type in Cal.com"
+        };
+        let action = if self.repush {
+            "the platform values are being pushed to Cal.com; the Cal.com values stay in the drift ledger"
+        } else {
+            "kept the platform values and recorded the Cal.com values in the drift ledger; see `calsync drift`, then change the platform or push it back with `calsync push --service ID`"
         };
         warn!(
             account = self.account,
@@ -62,7 +77,90 @@ impl ProtectionTriggered<'_> {
             event_type_id = self.event_type_id.0,
             fields = %field_names(self.fields),
             diff = %side_by_side(self.fields),
-            "PROTECTION: Cal.com differs from the platform; kept the platform values and recorded the drift; {action}."
+            "PROTECTION: {what}; {action}."
+        );
+    }
+}
+
+/// A Cal.com-side value already in the open ledger, seen again.
+pub struct ProtectionStillOpen<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub fields: &'a [FieldDiff],
+}
+
+impl ProtectionStillOpen<'_> {
+    pub fn emit(&self) {
+        debug!(
+            account = self.account,
+            service_id = self.service_id.0,
+            fields = %field_names(self.fields),
+            diff = %side_by_side(self.fields),
+            "Cal.com still differs as already recorded in the drift ledger; nothing new."
+        );
+    }
+}
+
+/// Cal.com stored a pushed value differently (trimmed, rounded, clamped).
+pub struct PushNormalised<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub event_type_id: EventTypeId,
+    pub field: &'a str,
+    pub sent: &'a str,
+    pub stored: &'a str,
+}
+
+impl PushNormalised<'_> {
+    pub fn emit(&self) {
+        info!(
+            account = self.account,
+            service_id = self.service_id.0,
+            event_type_id = self.event_type_id.0,
+            field = self.field,
+            sent = self.sent,
+            stored = self.stored,
+            "Cal.com stored the pushed value differently; recorded as normalised in the drift ledger and taken as agreement, so it is not pushed again."
+        );
+    }
+}
+
+/// A linked event type was missing from the listing, but Cal.com still has it.
+pub struct ListingInconsistent<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub event_type_id: EventTypeId,
+}
+
+impl ListingInconsistent<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .listing_inconsistencies_total
+            .with_label_values(&[self.account])
+            .inc();
+        warn!(
+            account = self.account,
+            service_id = self.service_id.0,
+            event_type_id = self.event_type_id.0,
+            "Cal.com listing inconsistent: the event type was missing from the listing but Cal.com still has it; the service was kept as it was. Nothing to do unless this repeats every pass."
+        );
+    }
+}
+
+/// Linked event types missing from the listing that this pass could not check.
+pub struct OrphanChecksDeferred<'a> {
+    pub account: &'a str,
+    pub services: usize,
+    pub reason: &'a str,
+}
+
+impl OrphanChecksDeferred<'_> {
+    pub fn emit(&self) {
+        info!(
+            account = self.account,
+            services = self.services,
+            reason = self.reason,
+            "Some linked event types were missing from the listing and could not be checked with Cal.com in this pass; their services were kept as they were and the next pass checks again."
         );
     }
 }
@@ -185,7 +283,7 @@ impl ServiceOrphaned<'_> {
             account = self.account,
             service_id = self.service_id.0,
             event_type_id = self.event_type_id.map(|i| i.0),
-            "Service's Cal.com event type is no longer listed; marked sync_status=error and kept the service. Recreate the event type or unlink the service."
+            "ORPHANED: Cal.com confirmed the service's event type is gone (404); marked sync_status=error and kept the service. Recreate the event type in Cal.com or unlink the service."
         );
     }
 }

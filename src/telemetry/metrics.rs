@@ -104,6 +104,8 @@ pub struct Metrics {
     pub pushed_total: IntCounterVec,
     /// `calsync_orphaned_services{account}`.
     pub orphaned_services: IntGaugeVec,
+    /// `calsync_listing_inconsistencies_total{account}`.
+    pub listing_inconsistencies_total: IntCounterVec,
     /// `calsync_event_types{account}`.
     pub event_types: IntGaugeVec,
     /// `calsync_services{account, sync_status}`.
@@ -137,7 +139,7 @@ impl Metrics {
         let protection_triggered_total = counter_vec(
             &registry,
             "calsync_protection_triggered_total",
-            "Times a field of a known service differed in Cal.com and calsync kept the platform value (PROTECTION).",
+            "New Cal.com-side values of a known service's field that calsync kept out of the platform or pushed over (PROTECTION), once per distinct value.",
             &["account", "field"],
         );
         let calcom_overwrites_total = counter_vec(
@@ -180,6 +182,12 @@ impl Metrics {
             &registry,
             "calsync_orphaned_services",
             "Platform services linked to a Cal.com event type that no longer exists.",
+            &["account"],
+        );
+        let listing_inconsistencies_total = counter_vec(
+            &registry,
+            "calsync_listing_inconsistencies_total",
+            "Linked event types missing from a listing that Cal.com still had when asked (the service was kept).",
             &["account"],
         );
         let event_types = gauge_vec(
@@ -271,6 +279,7 @@ impl Metrics {
             imported_total,
             pushed_total,
             orphaned_services,
+            listing_inconsistencies_total,
             event_types,
             services,
             reconcile_runs_total,
@@ -303,6 +312,8 @@ impl Metrics {
             self.reconcile_runs_total.with_label_values(&labels);
         }
         self.imported_total.with_label_values(&[account]);
+        self.listing_inconsistencies_total
+            .with_label_values(&[account]);
     }
 
     /// The registry every metric is on, for a caller that adds its own collector.
@@ -340,6 +351,9 @@ impl Metrics {
             let _ = vec.remove_label_values(&[account]);
         }
         let _ = self.imported_total.remove_label_values(&[account]);
+        let _ = self
+            .listing_inconsistencies_total
+            .remove_label_values(&[account]);
         let _ = self
             .reconcile_duration_seconds
             .remove_label_values(&[account]);
@@ -414,7 +428,7 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 20] = [
         "calsync_protection_triggered_total",
         "calsync_calcom_overwrites_total",
         "calsync_drifted_services",
@@ -423,6 +437,7 @@ mod tests {
         "calsync_imported_total",
         "calsync_pushed_total",
         "calsync_orphaned_services",
+        "calsync_listing_inconsistencies_total",
         "calsync_event_types",
         "calsync_services",
         "calsync_reconcile_runs_total",
@@ -459,6 +474,9 @@ mod tests {
             .with_label_values(&[account, result::FAILURE])
             .inc();
         m.orphaned_services.with_label_values(&[account]).set(0);
+        m.listing_inconsistencies_total
+            .with_label_values(&[account])
+            .inc();
         m.event_types.with_label_values(&[account]).set(12);
         for status in SyncStatus::ALL {
             m.services

@@ -1,0 +1,23 @@
+-- The three-way reconcile: what both sides last agreed on, and why a ledger entry
+-- exists.
+
+-- Baseline: per linked service, the canonical value of each drift field that the
+-- platform and Cal.com last agreed on, as JSON: {"name": "Haircut", ...}; after
+-- Cal.com normalised a pushed value, {"name": {"platform": "Cut ", "calcom": "Cut"}}.
+-- A field missing from `agreed` has no baseline yet. The row applies only while
+-- the service is linked to `event_type_id`.
+CREATE TABLE calsync_baseline (
+    service_id    BIGINT PRIMARY KEY,
+    event_type_id BIGINT NOT NULL,
+    agreed        TEXT NOT NULL,
+    agreed_at     TIMESTAMP NOT NULL
+);
+
+-- Entries recorded before this migration were all Cal.com-side differences.
+ALTER TABLE calsync_drift ADD COLUMN origin VARCHAR(16) NOT NULL DEFAULT 'calcom_edit';
+ALTER TABLE calsync_drift ADD COLUMN baseline_value TEXT NULL;
+CREATE INDEX calsync_drift_resolved ON calsync_drift (resolved_at);
+
+-- When Cal.com confirmed (404) that a registered event type is gone; cleared when
+-- a listing shows it again. A known orphan is not asked about again every pass.
+ALTER TABLE calsync_event_types ADD COLUMN gone_at TIMESTAMP NULL;
