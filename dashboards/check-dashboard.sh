@@ -37,7 +37,7 @@ mapfile -t exprs < <(jq -r '(.panels[] | select(.type != "row") | .targets[].exp
 
 allowed=" calsync_protection_triggered_total calsync_calcom_overwrites_total calsync_drifted_services
   calsync_drift_fields calsync_drift_oldest_age_seconds calsync_imported_total calsync_pushed_total
-  calsync_orphaned_services calsync_event_types calsync_services calsync_reconcile_runs_total
+  calsync_orphaned_services calsync_listing_inconsistencies_total calsync_event_types calsync_services calsync_reconcile_runs_total
   calsync_reconcile_duration_seconds_bucket calsync_reconcile_skipped_total
   calsync_last_success_timestamp_seconds calsync_calcom_requests_total
   calsync_calcom_request_duration_seconds_bucket calsync_calcom_rate_limit_remaining

@@ -2,11 +2,11 @@
 //! agreement without ever losing the platform's data.
 //!
 //! The platform's SQL database is the source of truth. Each pass lists every
-//! Cal.com event type per account (API v2), compares them with the `services`
-//! table, and then: imports event types it does not know; on known ones writes sync
-//! metadata only, recording every difference as a PROTECTION event in the drift
-//! ledger; and pushes platform edits (and, when configured, drifted services) back
-//! to Cal.com.
+//! Cal.com event type per account (API v2), compares them three-way with the
+//! `services` table and the baseline both sides last agreed on, and then: imports
+//! event types it does not know; pushes platform edits; keeps Cal.com-side edits
+//! out of the platform, recording each new one as a PROTECTION event in the drift
+//! ledger; and (when configured) pushes drifted services back.
 //!
 //! Data path and ownership:
 //!
@@ -29,7 +29,10 @@
 //!   operator's policy grants it ([`domain::OverwriteGrant`]);
 //! - a service the platform set to `pending` is marked synced only if its values
 //!   are still the ones pushed;
-//! - a partial or empty listing never orphans anything;
+//! - every Cal.com value calsync does not apply, or pushes over, is in the drift
+//!   ledger (written before the push);
+//! - a partial or empty listing never orphans anything, and a missing event type
+//!   is orphaned only when Cal.com answers 404 for it;
 //! - secrets never reach logs, metrics or error messages.
 
 pub mod app;

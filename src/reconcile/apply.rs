@@ -662,8 +662,10 @@ impl Reconciler {
             service_id: id,
             account: account.name.clone(),
             pushed: push.map(|p| p.fields).unwrap_or_default(),
+            marked_synced: outcome.confirmed > 0
+                && outcome.confirmation_conflicts == 0
+                && not_pushable.is_empty(),
             not_pushable,
-            marked_synced: outcome.confirmed > 0 && outcome.confirmation_conflicts == 0,
         })
     }
 }

@@ -1,14 +1,29 @@
-//! The reconcile pass, per account: load → pure diff → pure plan → apply → report.
+//! The reconcile pass, per account: load → pure three-way diff → pure plan →
+//! apply → report. Each service is compared once ([`diff::compare`]) into one
+//! [`Difference`]; `plan` turns it into one [`plan::Decision`] with a
+//! [`plan::FieldAction`] per differing field, matched exhaustively where the write
+//! is built. P = platform, C = Cal.com, B = the baseline both last agreed on:
 //!
-//! | difference | action |
+//! | field | action |
 //! |---|---|
-//! | unknown event type | import as a new service (`import_unknown`), exactly once |
-//! | known, equal | sync metadata only: `last_calcom_sync`, `sync_status='synced'`, `sync_error=NULL` |
-//! | known, different | PROTECTION: business columns untouched, metadata updated, drift ledger entry per field; re-pushed when `repush_drifted` (never price) |
-//! | known, different, `allow_calcom_overwrites` | Cal.com values written to the platform (with the policy's grant), logged and counted |
-//! | platform edit (`pending`) | pushed when `push_pending`; marked synced only if unchanged meanwhile |
+//! | P = C | nothing; the baseline moves to P |
+//! | P = B, C ≠ B (Cal.com edit) | PROTECTION once per value: business column untouched, ledger `calcom_edit`; pushed back only with `repush_drifted` (closed `repushed`) |
+//! | C = B, P ≠ B (platform edit) | pushed when `push_pending` (pending, or `detect_platform_edits`); never a PROTECTION |
+//! | P ≠ B, C ≠ B (conflict) | the platform wins when pushed; ledger `conflict`, closed `superseded` |
+//! | Cal.com stores a pushed value differently | ledger `normalised` (closed), the pair becomes the baseline |
+//! | no baseline yet | two-way: pending = platform edit, else Cal.com edit; Cal.com's value always recorded (`conflict`) |
+//!
+//! | service | action |
+//! |---|---|
+//! | unknown event type | import (`import_unknown`), exactly once, with its baseline |
+//! | every field agrees | metadata only; a pending service is confirmed |
+//! | `allow_calcom_overwrites` | Cal.com-side values written to the platform with the policy's grant |
 //! | unreadable record | per-record error naming the event type; nothing written from it |
-//! | orphaned (absent from a complete listing) | `sync_status='error'` with a message; never deleted; an empty listing orphans nothing |
+//! | missing from the listing | orphaned only once Cal.com answers 404 (bounded checks per pass); else kept, `listing inconsistent` |
+//!
+//! Cal.com values a push will replace are written to the ledger (with the
+//! resolution they will get) in a transaction of their own before the PATCH, so
+//! a crash between push and commit loses nothing.
 
 pub mod apply;
 pub mod diff;

@@ -513,6 +513,6 @@ async fn protection_lines_keep_the_word_and_both_values_in_json_logs() {
     assert_eq!(fields["fields"], "duration_minutes");
     assert_eq!(
         fields["diff"],
-        "duration_minutes: platform=\"30\" calcom=\"45\""
+        "duration_minutes: platform=\"30\" calcom=\"45\" baseline=\"30\""
     );
 }

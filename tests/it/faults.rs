@@ -519,6 +519,7 @@ async fn a_429_storm_silences_the_key_until_each_block_passes_and_the_pass_then_
                     calsync::reconcile::PassOptions {
                         dry_run: false,
                         max_concurrent_accounts: 4,
+                        orphan_checks_per_pass: 10,
                     },
                 )
                 .await

@@ -302,7 +302,9 @@ proptest! {
     #[test]
     fn records_inside_the_ranges_are_accepted_exactly(
         id in 1i64..=i64::MAX,
-        title in any_text(255).prop_filter("1 to 255 characters, not blank", |t| !t.trim().is_empty()),
+        title in any_text(255)
+            .prop_map(|t| t.chars().filter(|c| !c.is_control()).collect::<String>())
+            .prop_filter("1 to 255 characters, not blank", |t| !t.trim().is_empty()),
         length in 1i64..=1_440,
         cents in 0i64..=99_999_999,
         currency in proptest::sample::select(&["eur", "usd", "gbp", "chf"][..]),
@@ -320,6 +322,29 @@ proptest! {
         prop_assert_eq!(et.hidden, hidden);
         prop_assert_eq!(et.price.cents, cents);
     }
+}
+
+#[test]
+fn control_characters_no_backend_can_store_are_rejected_naming_the_field() {
+    for (key, value) in [
+        ("title", "Cut\u{0000}"),
+        ("title", "Cut\u{0007}"),
+        ("description", "Long\u{0000}"),
+        ("slug", "cut\u{0000}"),
+    ] {
+        let mut r = valid_event_type();
+        r[key] = json!(value);
+        let e = event_type_from_value(&r, 0).expect_err(key);
+        assert!(
+            e.message.starts_with(key) && e.message.contains("control character"),
+            "{e}"
+        );
+        assert!(e.event_type_id.is_some(), "the error names the event type");
+    }
+    // Line breaks and tabs are fine in a description.
+    let mut r = valid_event_type();
+    r["description"] = json!("Line one\n\tLine two\r\n");
+    assert!(event_type_from_value(&r, 0).is_ok());
 }
 
 #[test]

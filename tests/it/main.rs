@@ -12,3 +12,4 @@ mod reliability;
 mod scenarios;
 mod security;
 mod store;
+mod three_way;

@@ -298,30 +298,34 @@ scenario!(
     }
 );
 
-scenario!(drift_seen_again_is_counted_again, |app| async move {
-    let (et, id) = imported(&app, haircut()).await;
-    app.edit_in_calcom(
-        et,
-        json!({"title": "Haircut deluxe", "lengthInMinutes": 45}),
-    );
-    app.sync_once().await;
-    let first = app.open_drift().await;
+scenario!(
+    drift_seen_again_is_refreshed_not_announced_again,
+    |app| async move {
+        let (et, id) = imported(&app, haircut()).await;
+        app.edit_in_calcom(
+            et,
+            json!({"title": "Haircut deluxe", "lengthInMinutes": 45}),
+        );
+        app.sync_once().await;
+        let first = app.open_drift().await;
 
-    app.sync_once().await;
+        app.sync_once().await;
 
-    let second = app.open_drift().await;
-    assert_eq!(second.len(), 2);
-    for (was, now) in first.iter().zip(&second) {
-        assert_eq!((now.service_id, now.field), (was.service_id, was.field));
-        assert_eq!(now.times_seen, 2, "{now:?}");
-        assert_eq!(now.first_seen_at, was.first_seen_at);
-        assert!(now.last_seen_at >= was.last_seen_at);
+        let second = app.open_drift().await;
+        assert_eq!(second.len(), 2);
+        for (was, now) in first.iter().zip(&second) {
+            assert_eq!((now.service_id, now.field), (was.service_id, was.field));
+            assert_eq!(now.times_seen, 2, "{now:?}");
+            assert_eq!(now.first_seen_at, was.first_seen_at);
+            assert!(now.last_seen_at >= was.last_seen_at);
+        }
+        // One PROTECTION per edit, not per pass.
+        assert_eq!(app.protections(Field::Name), 1);
+        assert_eq!(app.protections(Field::DurationMinutes), 1);
+        assert_eq!(app.service(id).await.name, "Haircut");
+        assert_eq!(app.service(id).await.duration_minutes, 30);
     }
-    assert_eq!(app.protections(Field::Name), 2);
-    assert_eq!(app.protections(Field::DurationMinutes), 2);
-    assert_eq!(app.service(id).await.name, "Haircut");
-    assert_eq!(app.service(id).await.duration_minutes, 30);
-});
+);
 
 scenario!(
     drift_resolves_when_calcom_is_edited_back,
@@ -787,7 +791,7 @@ scenario!(
         assert_eq!(s.sync_status, "error");
         let why = s.sync_error.unwrap_or_default();
         assert!(
-            why.contains("no longer listed") && why.contains(&gone.to_string()),
+            why.contains("is gone") && why.contains(&gone.to_string()),
             "{why:?}"
         );
         assert_eq!(app.service_for(kept).await.sync_status, "synced");

@@ -2,8 +2,8 @@
 //! Each `backend_tests!` scenario becomes `<scenario>::{sqlite, postgres, mariadb}`.
 
 use calsync::domain::{
-    BusinessValues, Currency, EventTypeId, Field, Money, Policy, Resolution, ServiceId, SyncStatus,
-    TeamId,
+    BusinessValues, Currency, EventTypeId, Field, Money, Origin, Policy, Resolution, ServiceId,
+    SyncStatus, TeamId,
 };
 use calsync::store::{
     AccountScope, AccountWrite, Backend, Confirmation, DriftObservation, DriftResolution,
@@ -61,7 +61,7 @@ backend_tests!(
         assert!(!db.store.migrations_current().await.unwrap());
 
         let first = db.store.migrate().await.unwrap();
-        assert_eq!(first.applied, [1, 2]);
+        assert_eq!(first.applied, [1, 2, 3]);
         assert_eq!(first.services, ServicesTable::Created);
         let ddl = db.services_ddl().await;
 
@@ -70,7 +70,7 @@ backend_tests!(
         assert_eq!(second.services, ServicesTable::Verified);
         assert!(db.store.migrations_current().await.unwrap());
         assert_eq!(db.services_ddl().await, ddl);
-        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 2);
+        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 3);
     }
 );
 
@@ -646,8 +646,12 @@ fn seen(service: ServiceId, field: Field, calcom: &str) -> DriftObservation {
         service_id: service,
         event_type_id: EventTypeId(500 + service.0),
         field,
+        origin: Origin::CalcomEdit,
         platform_value: "60".into(),
         calcom_value: calcom.into(),
+        baseline_value: None,
+        closed: None,
+        intent: None,
     }
 }
 
@@ -759,6 +763,7 @@ backend_tests!(registry_upserts_follow_the_event_type, |db| async move {
         event_type_id: EventTypeId(77),
         account: account.into(),
         team_id: team.map(TeamId),
+        gone_at: None,
     };
     let mut w = AccountWrite::new("acme", at("2024-06-01 10:00:00"));
     w.registry = vec![entry("acme", None)];
@@ -806,6 +811,7 @@ backend_tests!(
             event_type_id: EventTypeId(id),
             account: account.into(),
             team_id: None,
+            gone_at: None,
         };
         let mut w = AccountWrite::new("acme", at("2024-06-01 10:00:00"));
         w.registry = vec![reg(11, "acme"), reg(31, "acme"), reg(51, "other")];
@@ -969,8 +975,12 @@ backend_tests!(
                 service_id: l.service.id,
                 event_type_id: l.service.calcom_event_type_id.unwrap(),
                 field: Field::DurationMinutes,
+                origin: Origin::CalcomEdit,
                 platform_value: "30".into(),
                 calcom_value: "45".into(),
+                baseline_value: None,
+                closed: None,
+                intent: None,
             })
             .collect();
         let before = store.statements();

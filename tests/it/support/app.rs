@@ -63,6 +63,7 @@ pub struct AccountSpec {
     pub company_id: i64,
     pub api_key: String,
     pub team_ids: Vec<i64>,
+    pub org_id: Option<i64>,
     /// Whether the simulator knows the key; an unknown `cal_` key gets HTTP 401,
     /// as a revoked key does in Cal.com.
     pub valid: bool,
@@ -75,6 +76,7 @@ impl AccountSpec {
             company_id,
             api_key: api_key.to_owned(),
             team_ids: Vec::new(),
+            org_id: None,
             valid: true,
         }
     }
@@ -82,6 +84,12 @@ impl AccountSpec {
     /// Also lists (and pushes through) this team's event types.
     pub fn team(mut self, team_id: i64) -> Self {
         self.team_ids.push(team_id);
+        self
+    }
+
+    /// Also lists the organization's teams' event types (paged).
+    pub fn org(mut self, org_id: i64) -> Self {
+        self.org_id = Some(org_id);
         self
     }
 
@@ -176,6 +184,9 @@ fn settings_toml(database_url: &str, base_url: &str, accounts: &[AccountSpec]) -
             toml_string(&a.api_key),
             teams.join(", "),
         ));
+        if let Some(org) = a.org_id {
+            toml.push_str(&format!("org_id = {org}\n"));
+        }
     }
     toml
 }
@@ -233,6 +244,7 @@ impl TestApp {
         let options = PassOptions {
             dry_run: false,
             max_concurrent_accounts: self.app.settings.max_concurrent_accounts,
+            orphan_checks_per_pass: self.app.settings.orphan_checks_per_pass,
         };
         let dispatch = self.logs.dispatch();
         tokio::spawn(
