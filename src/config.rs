@@ -633,15 +633,8 @@ pub struct CalcomSettings {
     pub max_body_bytes: u64,
 }
 
-/// One Cal.com account (one API key).
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub name: String,
-    pub company_id: i64,
-    pub api_key: SecretString,
-    pub team_ids: Vec<i64>,
-    pub org_id: Option<i64>,
-}
+/// One Cal.com account (one API key): the domain type, validated here.
+pub use crate::domain::Account;
 
 impl Settings {
     pub fn require_accounts(&self) -> Result<(), ConfigError> {

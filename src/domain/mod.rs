@@ -18,6 +18,17 @@ use std::fmt;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+/// One configured Cal.com account (one API key) and the platform company its
+/// imports belong to. The key is a secret: it cannot be printed by accident.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub company_id: i64,
+    pub api_key: secrecy::SecretString,
+    pub team_ids: Vec<i64>,
+    pub org_id: Option<i64>,
+}
+
 /// Cal.com event type id (stable key of an event type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

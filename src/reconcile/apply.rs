@@ -19,8 +19,7 @@ use super::plan::{
 };
 use super::report::{AccountReport, PassReport};
 use crate::calcom::{AccountClient, CalcomClient};
-use crate::config::Account;
-use crate::domain::{Field, Policy, ServiceId, SyncStatus};
+use crate::domain::{Account, Field, Policy, ServiceId, SyncStatus};
 use crate::store::{AccountScope, AccountWrite, RunRecord, Store};
 use crate::telemetry::events::{
     AccountFailed, CalcomOverwriteApplied, EmptyListingGuarded, EventTypeImported,

@@ -175,9 +175,9 @@ pub enum Decision {
     /// Unknown event type left alone (`import_unknown` is off).
     NotImported(EventTypeId),
     /// Both sides agree: metadata, a baseline that moved, pending confirmed.
-    InSync(Comparison),
-    /// Some fields differ: see each [`FieldPlan`].
-    Reconcile(ServicePlan),
+    InSync(Box<Comparison>),
+    /// Some fields differ: see each [`FieldPlan`]. (Boxed: it is the large one.)
+    Reconcile(Box<ServicePlan>),
     /// A record calsync cannot read: nothing written from it.
     Unreadable {
         error: RecordError,
@@ -239,7 +239,7 @@ impl Plan {
 
     pub fn services(&self) -> impl Iterator<Item = &ServicePlan> {
         self.decisions.iter().filter_map(|d| match d {
-            Decision::Reconcile(sp) => Some(sp),
+            Decision::Reconcile(sp) => Some(sp.as_ref()),
             _ => None,
         })
     }
@@ -301,12 +301,12 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
             }
             Difference::InSync(cmp) => {
                 note_registry(&mut plan, &cmp.event_type);
-                Decision::InSync(cmp)
+                Decision::InSync(Box::new(cmp))
             }
             Difference::Differs(cmp) => {
                 note_registry(&mut plan, &cmp.event_type);
                 let open = plan.open_drift_of(cmp.service.id).to_vec();
-                Decision::Reconcile(plan_service(cmp, policy, &open, None))
+                Decision::Reconcile(Box::new(plan_service(cmp, policy, &open, None)))
             }
             Difference::Unreadable { error, service } => Decision::Unreadable { error, service },
             Difference::Orphaned(service) => Decision::Orphan(service),
@@ -821,9 +821,16 @@ fn write_service(
         });
         new
     };
-    // Confirm the platform values Cal.com now has (guarded: a platform edit made
-    // meanwhile keeps the row pending); then say what is left, if anything.
-    if stored_now.is_some() || (left.is_empty() && overwritten.is_empty()) {
+    // Confirm the platform values (guarded: a platform edit made meanwhile keeps
+    // the row pending) once Cal.com took the push, or when nothing is left to push
+    // (what still differs is Cal.com's side, or cannot be pushed); a failed push,
+    // or pushing switched off, keeps a pending row pending. Then say what is left.
+    let nothing_to_push = sp.push.is_none()
+        && !sp
+            .fields
+            .iter()
+            .any(|f| f.action == FieldAction::Hold(Hold::PushingOff));
+    if stored_now.is_some() || (nothing_to_push && overwritten.is_empty()) {
         w.confirmations.push(Confirmation { id, expected });
     }
     if !left.is_empty() || failure.is_some() {
@@ -931,9 +938,14 @@ impl Plan {
         };
         let id = cmp.service.id;
         let decision = if cmp.fields.is_empty() {
-            Decision::InSync(cmp)
+            Decision::InSync(Box::new(cmp))
         } else {
-            Decision::Reconcile(plan_service(cmp, policy, &open, Some(PushReason::Manual)))
+            Decision::Reconcile(Box::new(plan_service(
+                cmp,
+                policy,
+                &open,
+                Some(PushReason::Manual),
+            )))
         };
         if !open.is_empty() {
             plan.open_drift.insert(id, open);

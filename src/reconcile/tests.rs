@@ -654,6 +654,18 @@ fn pass(
         })
         .count() as u64;
 
+    // A clean pass leaves nothing pending that it could push.
+    if run.policy.push_pending && fail.iter().all(|f| !f) {
+        for s in &m.services {
+            prop_assert!(
+                s.sync_status != SyncStatus::Pending,
+                "service {} is still pending after a clean pass: {:?}",
+                s.id,
+                s.sync_error
+            );
+        }
+    }
+
     // No platform business value changed.
     let after: Vec<BusinessValues> = m.services.iter().map(|s| s.values.clone()).collect();
     prop_assert_eq!(&before, &after, "a pass changed a business column");

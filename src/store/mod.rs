@@ -16,12 +16,14 @@
 //!
 //! Errors never carry the database URL (it may hold a password).
 //!
-//! Layout: [`Store`] (this file) is the API and picks the dialect; `connect` turns
-//! the URL into a pool; `schema` holds the embedded migrations and the check of
+//! Layout: [`Store`] (this file) is the API and picks the dialect; `account` holds
+//! the account transaction's statement order, written once; `connect` turns the
+//! URL into a pool; `schema` holds the embedded migrations and the check of
 //! `services`; `batch` deduplicates, sorts and chunks a write; `rows` decodes rows
 //! into domain types; `sqlite`, `postgres` and `mysql` hold every SQL statement,
 //! one file per dialect, with the same functions.
 
+mod account;
 mod batch;
 mod connect;
 mod error;

@@ -214,29 +214,15 @@ pub(super) async fn apply(
         .begin()
         .await
         .map_err(on(BACKEND, "starting the account transaction"))?;
-    let mut out = ApplyOutcome::default();
-    import(&mut tx, st, w, &mut out).await?;
-    overwrite(&mut tx, st, w, &mut out).await?;
-    confirm(&mut tx, st, w, &mut out).await?;
-    metadata(&mut tx, st, w).await?;
-    // Entries Cal.com replaced close first, so the newer value opens its own.
-    resolve_drift(&mut tx, st, w.now, &w.drift_replaced).await?;
-    // Upserts before resolutions: a field seen in this pass and closed in the
-    // same pass (a re-push, an overwrite) keeps the Cal.com value in the ledger.
-    upsert_drift(&mut tx, st, w).await?;
-    resolve_drift(&mut tx, st, w.now, &w.drift_resolutions).await?;
-    upsert_baselines(&mut tx, st, w, &out.imported).await?;
-    register(&mut tx, st, w).await?;
-    mark_gone(&mut tx, st, w).await?;
-    if let Some(run) = w.run {
-        insert_run(&mut tx, st, run).await?;
-    }
+    let out = super::account::write(&mut *tx, st, w).await?;
     st.tick();
     tx.commit()
         .await
         .map_err(on(BACKEND, "committing the account transaction"))?;
     Ok(out)
 }
+
+super::account::account_tx!(MySqlConnection);
 
 /// `(event type id, service id)` of services linked to any of `event_types`.
 async fn linked(
