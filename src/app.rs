@@ -227,9 +227,11 @@ pub async fn push(app: &App, id: i64, format: Format) -> anyhow::Result<u8> {
             })
         }
         (Ok(done), Format::Text) => {
-            if done.pushed.is_empty() {
-                println!("service {id}: Cal.com already has the platform's values.");
-            } else {
+            if done.pushed.is_empty() && done.not_pushable.is_empty() {
+                println!(
+                    "service {id}: Cal.com already has the platform's values; nothing to push."
+                );
+            } else if !done.pushed.is_empty() {
                 let fields: Vec<&str> = done.pushed.iter().map(|f| f.as_str()).collect();
                 println!(
                     "service {id}: pushed {} to Cal.com (account {}).",
@@ -243,7 +245,7 @@ pub async fn push(app: &App, id: i64, format: Format) -> anyhow::Result<u8> {
                     d.field, d.platform, d.calcom
                 );
             }
-            if !done.marked_synced && done.not_pushable.is_empty() {
+            if done.edited_meanwhile {
                 println!(
                     "service {id}: the platform edited it meanwhile; it stays pending and the next pass pushes the newer values."
                 );

@@ -456,6 +456,20 @@ impl Config {
                     "must be a positive organisation id",
                 ));
             }
+            // Two accounts with one key would list the same event types, and which
+            // company gets the imports would be decided by a race.
+            if let Some(other) = accounts
+                .iter()
+                .find(|o: &&Account| o.api_key.expose_secret() == api_key.expose_secret())
+            {
+                return Err(ConfigError::invalid(
+                    key("api_key"),
+                    format!(
+                        "is the same Cal.com API key as account {:?}'s; each account needs its own key",
+                        other.name
+                    ),
+                ));
+            }
             accounts.push(Account {
                 name: a.name.clone(),
                 company_id: a.company_id,
@@ -513,12 +527,9 @@ impl Config {
             ));
         }
 
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
-            ConfigError::invalid(
-                "log.level",
-                format!("{e} (try info, debug or calsync=debug)"),
-            )
-        })?;
+        if let Some(problem) = log_filter_problem(&self.log.level) {
+            return Err(ConfigError::invalid("log.level", problem));
+        }
         in_range("log.max_files", self.log.max_files, 1, 3650)?;
 
         Ok(Settings {
@@ -571,6 +582,34 @@ fn without_source_lines(message: &str) -> String {
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Why a log filter (`log.level`, `RUST_LOG`) is not usable, or `None`. Each
+/// comma-separated directive must be a level or `target=level`: a bare word such
+/// as `verbose` is valid filter syntax (it names a target) but would silence every
+/// other target, PROTECTION lines included, so it is refused.
+pub fn log_filter_problem(spec: &str) -> Option<String> {
+    let level = |w: &str| LOG_LEVELS.contains(&w.trim().to_ascii_lowercase().as_str());
+    if spec.trim().is_empty() {
+        return Some("is empty; use a level such as info".into());
+    }
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let ok = match directive.rsplit_once('=') {
+            Some((target, lvl)) => !target.trim().is_empty() && level(lvl),
+            None => level(directive),
+        };
+        if !ok {
+            return Some(format!(
+                "{directive:?} is neither a level ({}) nor target=level (e.g. calsync=debug)",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .err()
+        .map(|e| format!("{e} (try info, debug or calsync=debug)"))
 }
 
 fn in_range<T: PartialOrd + fmt::Display + Copy>(
@@ -680,6 +719,21 @@ mod tests {
     }
 
     #[test]
+    fn log_filters_must_name_levels() {
+        for ok in [
+            "info",
+            "warn,calsync=debug",
+            "calsync::reconcile=trace",
+            "OFF",
+        ] {
+            assert_eq!(log_filter_problem(ok), None, "{ok}");
+        }
+        for bad in ["verbose", "", "info,loud", "calsync=verbose", "=info"] {
+            assert!(log_filter_problem(bad).is_some(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::from_toml("[sync]\nrepush_drifed = true\n")
             .unwrap_err()
@@ -707,6 +761,17 @@ mod tests {
             (
                 "[[accounts]]\nname = \"a\"\ncompany_id = 1\n",
                 "accounts[0].api_key",
+            ),
+            (
+                "[[accounts]]\nname = \"a\"\ncompany_id = 1\napi_key = \"k\"\n\
+                 [[accounts]]\nname = \"b\"\ncompany_id = 2\napi_key = \"k\"\n",
+                "accounts[1].api_key",
+            ),
+            ("[log]\nlevel = \"verbose\"\n", "log.level"),
+            ("[log]\nlevel = \"calsync=loud\"\n", "log.level"),
+            (
+                "[sync]\norphan_checks_per_pass = 5000\n",
+                "sync.orphan_checks_per_pass",
             ),
         ];
         for (text, key) in cases {

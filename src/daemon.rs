@@ -62,6 +62,8 @@ pub struct Daemon {
     /// The reconcile lease, once its connection could be opened.
     lease: tokio::sync::Mutex<Option<Lease>>,
     leadership: Mutex<Leadership>,
+    /// Cancelled on SIGTERM/SIGINT: no pass may start after it.
+    stopping: CancellationToken,
 }
 
 /// Whether this process runs passes.
@@ -104,6 +106,8 @@ enum Refused {
     Busy,
     /// The lease was lost while the pass ran; it stopped.
     LeaseLost,
+    /// The daemon is shutting down: no new passes.
+    Stopping,
 }
 
 impl Refused {
@@ -117,6 +121,7 @@ impl Refused {
             Refused::LeaseLost => {
                 "standby: the lease was lost during the pass, which was stopped; its uncommitted work rolled back"
             }
+            Refused::Stopping => "calsync is shutting down: no new passes",
         }
     }
 }
@@ -150,6 +155,7 @@ impl Daemon {
             }),
             lease: tokio::sync::Mutex::new(None),
             leadership: Mutex::new(Leadership::default()),
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -289,8 +295,13 @@ impl Daemon {
             let ms = rand::rng().random_range(0..=jitter.as_millis() as u64);
             tokio::select! {
                 _ = term.cancelled() => return Err(Refused::LeaseLost),
+                // A tick still in its jitter when SIGTERM arrives never starts.
+                _ = self.stopping.cancelled() => return Err(Refused::Stopping),
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
             }
+        }
+        if self.stopping.is_cancelled() {
+            return Err(Refused::Stopping);
         }
         let settings = self.settings();
         let run = reconciler.pass(
@@ -674,6 +685,7 @@ pub async fn run(
         }
     }
 
+    daemon.stopping.cancel();
     info!("Stopping: no new passes; letting the running one commit.");
     notify(&[sd_notify::NotifyState::Stopping]);
     schedule.stop().await;

@@ -133,6 +133,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let (settings, _) = settings(&cli, false)?;
             let _guard = logs(&settings, Console::Stderr)?;
+            if let Some(name) = account
+                && !settings.accounts.iter().any(|a| &a.name == name)
+            {
+                let known: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
+                anyhow::bail!(
+                    "--account {name:?}: no such account in the configuration (configured: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
             let store = app::connect(&settings).await?;
             app::print_drift(&store, account.as_deref(), (*state).into(), *format).await?;
             Ok(exit::OK)

@@ -80,9 +80,12 @@ pub struct ManualPush {
     pub pushed: Vec<Field>,
     /// Differences Cal.com cannot take through API v2 (price).
     pub not_pushable: Vec<crate::domain::FieldDiff>,
-    /// Whether the service was marked synced (false when the platform edited it
-    /// again meanwhile, or a price difference remains).
+    /// Whether the service is synced now (false when the platform edited it again
+    /// meanwhile, or a price difference remains).
     pub marked_synced: bool,
+    /// The platform changed the service while it was pushed: it stays pending and
+    /// the next pass pushes the newer values.
+    pub edited_meanwhile: bool,
 }
 
 impl Reconciler {
@@ -661,9 +664,8 @@ impl Reconciler {
             service_id: id,
             account: account.name.clone(),
             pushed: push.map(|p| p.fields).unwrap_or_default(),
-            marked_synced: outcome.confirmed > 0
-                && outcome.confirmation_conflicts == 0
-                && not_pushable.is_empty(),
+            marked_synced: outcome.confirmation_conflicts == 0 && not_pushable.is_empty(),
+            edited_meanwhile: outcome.confirmation_conflicts > 0,
             not_pushable,
         })
     }

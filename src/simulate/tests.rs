@@ -1512,3 +1512,63 @@ async fn run_serves_until_cancelled() {
     running.await.unwrap().unwrap();
     assert!(client().get(&url).send().await.is_err(), "stopped");
 }
+
+#[tokio::test]
+async fn normalise_and_listing_race_are_set_over_the_admin_endpoints() {
+    let sim = simulator(0).await;
+    let et = sim.create_event_type(
+        KEY_A,
+        json!({"title": "Cut", "slug": "cut", "lengthInMinutes": 30}),
+    );
+    let id = et["id"].as_i64().unwrap();
+    let set = send(
+        &sim,
+        Method::PUT,
+        "/_sim/normalise",
+        None,
+        None,
+        Some(json!({"trimTitles": true, "roundLengthsTo": 5})),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+
+    let reply = call(
+        &sim,
+        Method::PATCH,
+        &format!("/v2/event-types/{id}"),
+        Some(KEY_A),
+        Some(json!({"title": "  Cut & style ", "lengthInMinutes": 32})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["data"]["title"], "Cut & style");
+    assert_eq!(reply.body["data"]["lengthInMinutes"], 30);
+
+    let unknown = send(
+        &sim,
+        Method::PUT,
+        "/_sim/normalise",
+        None,
+        None,
+        Some(json!({"trimTitle": true})),
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
+    let race = send(
+        &sim,
+        Method::PUT,
+        "/_sim/listing-race",
+        None,
+        None,
+        Some(json!({"orgId": 1, "afterPage": 0, "deleteEventTypeId": id})),
+    )
+    .await;
+    assert_eq!(race.status, 200, "{}", race.text);
+    assert_eq!(
+        send(&sim, Method::DELETE, "/_sim/listing-race", None, None, None)
+            .await
+            .status,
+        204
+    );
+    sim.shutdown().await;
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{Builder, Rotation};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -25,7 +26,8 @@ pub struct LogGuard {
     _file: Option<WorkerGuard>,
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`; an
+/// unusable one is an error naming the variable.
 pub fn init(
     format: LogFormat,
     level: &str,
@@ -33,7 +35,25 @@ pub fn init(
     directory: Option<&Path>,
     max_files: usize,
 ) -> anyhow::Result<LogGuard> {
-    let filter = || EnvFilter::try_from_env("RUST_LOG").or_else(|_| EnvFilter::try_new(level));
+    let spec = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            if let Some(problem) = crate::config::log_filter_problem(&v) {
+                anyhow::bail!("RUST_LOG {problem}; unset it to use log.level");
+            }
+            v
+        }
+        _ => level.to_owned(),
+    };
+    // Whatever the filter says about other targets, operator-visible events at
+    // WARN and above (PROTECTION, OVERWRITE, ORPHANED, failures) and every ERROR
+    // reach the log.
+    let filter = || -> anyhow::Result<_> {
+        let user = EnvFilter::try_new(&spec)?;
+        let always = Targets::new()
+            .with_target("calsync::telemetry::events", LevelFilter::WARN)
+            .with_default(LevelFilter::ERROR);
+        Ok(user.or(always))
+    };
     let writer = match console {
         Console::Stdout => BoxMakeWriter::new(std::io::stdout),
         Console::Stderr => BoxMakeWriter::new(std::io::stderr),
@@ -80,10 +100,8 @@ pub fn init(
         }
         None => (None, None),
     };
+    let layers: Vec<_> = std::iter::once(console_layer).chain(file_layer).collect();
     // A second init (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(console_layer)
-        .with(file_layer)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
     Ok(LogGuard { _file: guard })
 }

@@ -516,3 +516,70 @@ async fn protection_lines_keep_the_word_and_both_values_in_json_logs() {
         "duration_minutes: platform=\"30\" calcom=\"45\" baseline=\"30\""
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_reaches_the_log_whatever_the_filter_says() {
+    let setup = Setup::new().await;
+    let (et, _) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
+
+    // Errors only, and everything of calsync switched off: PROTECTION still shows.
+    let once = setup
+        .run_with_env(&["once"], &[("RUST_LOG", "error,calsync=off")])
+        .await;
+
+    assert_eq!(once.code, 0, "{once:?}");
+    assert!(once.stderr.contains("PROTECTION"), "{once:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_log_filter_is_refused_naming_the_key_or_variable() {
+    let setup = Setup::new().await;
+
+    let by_key = setup
+        .run_with_env(&["once"], &[("CALSYNC_LOG__LEVEL", "verbose")])
+        .await;
+    assert_eq!(by_key.code, 2, "{by_key:?}");
+    assert!(by_key.stderr.contains("log.level"), "{by_key:?}");
+
+    let by_env = setup
+        .run_with_env(&["once"], &[("RUST_LOG", "verbose")])
+        .await;
+    assert_eq!(by_env.code, 2, "{by_env:?}");
+    assert!(by_env.stderr.contains("RUST_LOG"), "{by_env:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_rejects_an_unknown_account_and_lists_closed_entries_by_state() {
+    let setup = Setup::new().await;
+    let (et, _) = setup.imported_haircut().await;
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
+    assert_eq!(setup.run(&["once"]).await.code, 0);
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 30}));
+    assert_eq!(setup.run(&["once"]).await.code, 0);
+
+    let unknown = setup.run(&["drift", "--account", "nosuchaccount"]).await;
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(unknown.stderr.contains("nosuchaccount"), "{unknown:?}");
+
+    let open = setup.run(&["drift", "--format", "json"]).await;
+    assert_eq!(open.code, 0, "{open:?}");
+    assert_eq!(open.json(), json!([]));
+    let closed = setup
+        .run(&["drift", "--state", "closed", "--format", "json"])
+        .await;
+    assert_eq!(closed.code, 0, "{closed:?}");
+    let entries = closed.json();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+    let e = &entries[0];
+    assert_eq!(e["origin"], "calcom_edit");
+    assert_eq!(e["state"], "closed");
+    assert_eq!(e["resolution"], "agreed");
+    assert_eq!(e["calcom_value"], "45");
+    assert!(e["resolved_at"].is_string(), "{e}");
+    let all = setup.run(&["drift", "--state", "all"]).await;
+    assert_eq!(all.code, 0, "{all:?}");
+    assert!(all.stdout.contains("agreed"), "{all:?}");
+    let bad = setup.run(&["drift", "--state", "shut"]).await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+}

@@ -38,7 +38,7 @@ struct Running {
     http: reqwest::Client,
 }
 
-fn config(dir: &Path, sim: &Simulator, port: u16, schedule: &str) -> String {
+fn config(dir: &Path, sim: &Simulator, port: u16, schedule: &str, jitter_secs: u64) -> String {
     format!(
         r#"
 [database]
@@ -53,7 +53,8 @@ company_id = 1
 api_key = "{KEY}"
 [sync]
 schedule = "{schedule}"
-jitter_secs = 0
+jitter_secs = {jitter_secs}
+shutdown_timeout_secs = 20
 [server]
 listen = "127.0.0.1:{port}"
 admin_token = "{TOKEN}"
@@ -67,6 +68,10 @@ directory = "{logs}"
 }
 
 async fn start(schedule: &str) -> Running {
+    start_with_jitter(schedule, 0).await
+}
+
+async fn start_with_jitter(schedule: &str, jitter_secs: u64) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim = Simulator::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -81,7 +86,7 @@ async fn start(schedule: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("calsync.toml");
-    std::fs::write(&cfg, config(dir.path(), &sim, port, schedule)).unwrap();
+    std::fs::write(&cfg, config(dir.path(), &sim, port, schedule, jitter_secs)).unwrap();
     let migrate = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "migrate"])
         .output()
@@ -220,6 +225,47 @@ impl Running {
         };
         (out.code().unwrap_or(-1), logs)
     }
+}
+
+#[tokio::test]
+async fn after_sigterm_no_new_pass_starts_even_from_a_tick_in_its_jitter() {
+    // A tick every second, each waiting up to an hour of jitter before its pass.
+    let daemon = start_with_jitter("* * * * * *", 3600).await;
+    daemon.wait_ready().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !daemon
+        .metrics()
+        .await
+        .contains("calsync_last_success_timestamp_seconds{")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first pass did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let a few ticks start sleeping in their jitter.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let asked = tokio::time::Instant::now();
+    let (code, logs) = daemon.stop().await;
+
+    assert_eq!(code, 0, "{logs}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopping waited for a pass that had not started: {:?}\n{logs}",
+        asked.elapsed()
+    );
+    assert!(!logs.contains("did not finish within"), "{logs}");
+    let stopping = logs.find("Stopping: no new passes").expect("the stop line");
+    let stopped = stopping
+        + logs[stopping..]
+            .find("calsync stopped")
+            .expect("the stopped line");
+    assert!(
+        !logs[stopping..stopped].contains("Reconcile pass finished"),
+        "a pass ran after SIGTERM:\n{logs}"
+    );
 }
 
 fn promtool() -> Option<PathBuf> {
