@@ -290,16 +290,10 @@ impl Reconciler {
         }
 
         // Cal.com values about to be pushed over reach the ledger first.
-        let intents = push_intents(&p);
-        let announced: HashSet<(ServiceId, Field)> =
-            intents.iter().map(|o| (o.service_id, o.field)).collect();
-        if !intents.is_empty() {
-            let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
-            w.drift_upserts = intents;
-            store.apply(w).await.map_err(|e| ("write", e.to_string()))?;
-            // They are in the ledger now: announce them (once) whatever happens next.
-            self.announce(&p, &outcomes_none(), |key| announced.contains(&key));
-        }
+        let announced = self
+            .record_intents(store, &p)
+            .await
+            .map_err(|e| ("write", e.to_string()))?;
         let mut outcomes = HashMap::new();
         let pushes: Vec<Push> = p.pushes().cloned().collect();
         for push in &pushes {
@@ -460,6 +454,26 @@ impl Reconciler {
                 PushOutcome::Failed(error)
             }
         }
+    }
+
+    /// Writes the Cal.com values the plan's pushes will replace to the ledger, in
+    /// a transaction of their own, before any push; then announces them (once),
+    /// whatever happens next. Returns the fields announced.
+    async fn record_intents(
+        &self,
+        store: &Store,
+        p: &Plan,
+    ) -> Result<HashSet<(ServiceId, Field)>, crate::store::StoreError> {
+        let intents = push_intents(p);
+        let announced: HashSet<(ServiceId, Field)> =
+            intents.iter().map(|o| (o.service_id, o.field)).collect();
+        if !intents.is_empty() {
+            let mut w = AccountWrite::new(p.account.clone(), Utc::now().naive_utc());
+            w.drift_upserts = intents;
+            store.apply(w).await?;
+            self.announce(p, &HashMap::new(), |key| announced.contains(&key));
+        }
+        Ok(announced)
     }
 
     /// PROTECTION for the Cal.com-side values this plan sees for the first time
@@ -629,15 +643,7 @@ impl Reconciler {
         let open = self.store.drift_for_service(id).await?;
         let p = Plan::single(&account.name, account.company_id, cmp, open);
         let push = p.pushes().next().cloned();
-        let intents = push_intents(&p);
-        let announced: HashSet<(ServiceId, Field)> =
-            intents.iter().map(|o| (o.service_id, o.field)).collect();
-        if !intents.is_empty() {
-            let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
-            w.drift_upserts = intents;
-            self.store.apply(w).await?;
-            self.announce(&p, &outcomes_none(), |key| announced.contains(&key));
-        }
+        let announced = self.record_intents(&self.store, &p).await?;
         let mut outcomes = HashMap::new();
         if let Some(push) = &push {
             match self.execute_push(&client, push).await {
@@ -669,10 +675,6 @@ impl Reconciler {
             not_pushable,
         })
     }
-}
-
-fn outcomes_none() -> HashMap<ServiceId, PushOutcome> {
-    HashMap::new()
 }
 
 /// What asking Cal.com about missing event types found.

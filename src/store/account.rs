@@ -1,7 +1,6 @@
 //! The account transaction: the order of its statements, written once for every
-//! dialect. Each dialect's connection implements [`AccountTx`] (one batched
-//! statement per step, chunked where a dialect needs it); [`write`] runs the steps
-//! in the order the contract needs:
+//! dialect (one batched statement per step, chunked to stay under parameter and
+//! packet limits):
 //!
 //! 1. imports (new services; their ids feed the baselines of step 8);
 //! 2. overwrites, guarded by the values read (the only business-column writes);
@@ -14,177 +13,52 @@
 //! 8. baselines, 9. the event type registry, 10. confirmed deletions, 11. the run
 //!    journal line.
 
-use std::future::Future;
+use sqlx::Pool;
 
 use super::batch::{PreparedWrite, Statements};
-use super::{ApplyOutcome, StoreError};
-use crate::domain::{EventTypeId, Resolution, ServiceId};
+use super::dialect::Dialect;
+use super::error::on;
+use super::{ApplyOutcome, StoreError, baseline, drift, registry, runs, services};
 
-/// One step per kind of write, on a connection inside the account transaction.
-pub(super) trait AccountTx: Send {
-    fn import(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-        out: &mut ApplyOutcome,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn overwrite(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-        out: &mut ApplyOutcome,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn confirm(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-        out: &mut ApplyOutcome,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn metadata(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn resolve_drift(
-        &mut self,
-        st: &Statements,
-        now: chrono::NaiveDateTime,
-        groups: &[(Resolution, Vec<String>)],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn upsert_drift(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn upsert_baselines(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-        imported: &[(EventTypeId, ServiceId)],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn register(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn mark_gone(
-        &mut self,
-        st: &Statements,
-        w: &PreparedWrite<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn insert_run(
-        &mut self,
-        st: &Statements,
-        run: &super::RunRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+/// One account's write in one transaction.
+pub(super) async fn apply<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    w: &PreparedWrite<'_>,
+) -> Result<ApplyOutcome, StoreError> {
+    st.tick();
+    let begun = match D::BEGIN {
+        Some(begin) => pool.begin_with(begin).await,
+        None => pool.begin().await,
+    };
+    let mut tx = begun.map_err(on(D::BACKEND, "starting the account transaction"))?;
+    let out = write::<D>(&mut tx, st, w).await?;
+    st.tick();
+    tx.commit()
+        .await
+        .map_err(on(D::BACKEND, "committing the account transaction"))?;
+    Ok(out)
 }
 
 /// Every write of one account's pass, in order, inside the caller's transaction.
-pub(super) async fn write<C: AccountTx>(
-    c: &mut C,
+async fn write<D: Dialect>(
+    c: &mut D::Connection,
     st: &Statements,
     w: &PreparedWrite<'_>,
 ) -> Result<ApplyOutcome, StoreError> {
     let mut out = ApplyOutcome::default();
-    c.import(st, w, &mut out).await?;
-    c.overwrite(st, w, &mut out).await?;
-    c.confirm(st, w, &mut out).await?;
-    c.metadata(st, w).await?;
-    c.resolve_drift(st, w.now, &w.drift_replaced).await?;
-    c.upsert_drift(st, w).await?;
-    c.resolve_drift(st, w.now, &w.drift_resolutions).await?;
-    let imported = out.imported.clone();
-    c.upsert_baselines(st, w, &imported).await?;
-    c.register(st, w).await?;
-    c.mark_gone(st, w).await?;
+    services::import::<D>(c, st, w, &mut out).await?;
+    services::overwrite::<D>(c, st, w, &mut out).await?;
+    services::confirm::<D>(c, st, w, &mut out).await?;
+    services::metadata::<D>(c, st, w).await?;
+    drift::resolve::<D>(c, st, w.now, &w.drift_replaced).await?;
+    drift::upsert::<D>(c, st, w).await?;
+    drift::resolve::<D>(c, st, w.now, &w.drift_resolutions).await?;
+    baseline::upsert::<D>(c, st, w, &out.imported).await?;
+    registry::register::<D>(c, st, w).await?;
+    registry::mark_gone::<D>(c, st, w).await?;
     if let Some(run) = w.run {
-        c.insert_run(st, run).await?;
+        runs::insert::<D>(c, st, run).await?;
     }
     Ok(out)
 }
-
-/// Implements [`AccountTx`] for a dialect's connection type by delegating each
-/// step to the dialect module's function of the same name.
-macro_rules! account_tx {
-    ($conn:ty) => {
-        impl super::account::AccountTx for $conn {
-            fn import(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-                out: &mut ApplyOutcome,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                import(self, st, w, out)
-            }
-            fn overwrite(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-                out: &mut ApplyOutcome,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                overwrite(self, st, w, out)
-            }
-            fn confirm(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-                out: &mut ApplyOutcome,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                confirm(self, st, w, out)
-            }
-            fn metadata(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                metadata(self, st, w)
-            }
-            fn resolve_drift(
-                &mut self,
-                st: &Statements,
-                now: chrono::NaiveDateTime,
-                groups: &[(crate::domain::Resolution, Vec<String>)],
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                resolve_drift(self, st, now, groups)
-            }
-            fn upsert_drift(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                upsert_drift(self, st, w)
-            }
-            fn upsert_baselines(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-                imported: &[(EventTypeId, ServiceId)],
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                upsert_baselines(self, st, w, imported)
-            }
-            fn register(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                register(self, st, w)
-            }
-            fn mark_gone(
-                &mut self,
-                st: &Statements,
-                w: &PreparedWrite<'_>,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                mark_gone(self, st, w)
-            }
-            fn insert_run(
-                &mut self,
-                st: &Statements,
-                run: &RunRecord,
-            ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-                insert_run(self, st, run)
-            }
-        }
-    };
-}
-
-pub(super) use account_tx;

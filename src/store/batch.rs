@@ -37,31 +37,7 @@ impl Statements {
     }
 }
 
-/// One bound value of a multi-row statement, so VALUES lists and derived tables
-/// can be written once per backend for every kind of row.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Cell<'a> {
-    Int(i64),
-    Text(&'a str),
-    OptText(Option<&'a str>),
-    Flag(bool),
-}
-
-/// The business columns in guard order: name, description, duration, price in
-/// hundredths, currency (upper case), is_active, is_online.
-pub(crate) fn business_cells(v: &BusinessValues) -> [Cell<'_>; 7] {
-    [
-        Cell::Text(&v.name),
-        Cell::OptText(v.description.as_deref()),
-        Cell::Int(i64::from(v.duration_minutes)),
-        Cell::Int(v.price.cents),
-        Cell::Text(v.price.currency.as_str()),
-        Cell::Flag(v.is_active),
-        Cell::Flag(v.is_online),
-    ]
-}
-
-/// Column names of [`business_cells`] in a VALUES list or derived table.
+/// Column names of the business values (guard order) in a derived table.
 pub(crate) const BUSINESS_COLUMNS: [&str; 7] = [
     "name",
     "description",

@@ -16,24 +16,32 @@
 //!
 //! Errors never carry the database URL (it may hold a password).
 //!
-//! Layout: [`Store`] (this file) is the API and picks the dialect; `account` holds
-//! the account transaction's statement order, written once; `connect` turns the
-//! URL into a pool; `schema` holds the embedded migrations and the check of
-//! `services`; `batch` deduplicates, sorts and chunks a write; `rows` decodes rows
-//! into domain types; `sqlite`, `postgres` and `mysql` hold every SQL statement,
-//! one file per dialect, with the same functions.
+//! Layout, by concern: [`Store`] (this file) is the API and picks the backend;
+//! `services` (the platform's table: loads and the guarded writes), `drift` (the
+//! ledger), `baseline`, `registry` and `runs` hold every statement of their
+//! concern, each written once; `account` holds the account transaction's
+//! statement order, written once; `dialect` is the one mechanism that supplies
+//! what really differs between SQLite, PostgreSQL and MySQL (binding, the batched
+//! row form, the UPDATE-join and upsert clauses, casts, `BEGIN`); `catalog` holds
+//! the catalog queries (which differ entirely); `schema` the embedded migrations
+//! and the check of `services`; `batch` deduplicates, sorts and chunks a write;
+//! `rows` decodes rows into domain types; `connect` turns the URL into a pool;
+//! `lease` the leader lease.
 
 mod account;
+mod baseline;
 mod batch;
+mod catalog;
 mod connect;
+mod dialect;
+mod drift;
 mod error;
 mod lease;
-mod mysql;
-mod postgres;
+mod registry;
 mod rows;
+mod runs;
 mod schema;
-mod shared;
-mod sqlite;
+mod services;
 
 pub use error::StoreError;
 pub use lease::Lease;
@@ -388,11 +396,22 @@ impl fmt::Debug for Store {
 
 /// Runs `$f(pool, &statements, args..)` in the backend module matching the pool.
 macro_rules! per_backend {
+    ($store:expr, $m:ident :: $f:ident ( $($arg:expr),* )) => {
+        match &$store.pool {
+            Pool::Sqlite(p) => $m::$f::<sqlx::Sqlite>(p, &$store.statements $(, $arg)*).await,
+            Pool::Postgres(p) => $m::$f::<sqlx::Postgres>(p, &$store.statements $(, $arg)*).await,
+            Pool::MySql(p) => $m::$f::<sqlx::MySql>(p, &$store.statements $(, $arg)*).await,
+        }
+    };
+}
+
+/// Runs `$f(pool, &statements, args..)` in the catalog module of the backend.
+macro_rules! per_catalog {
     ($store:expr, $f:ident ( $($arg:expr),* )) => {
         match &$store.pool {
-            Pool::Sqlite(p) => sqlite::$f(p, &$store.statements $(, $arg)*).await,
-            Pool::Postgres(p) => postgres::$f(p, &$store.statements $(, $arg)*).await,
-            Pool::MySql(p) => mysql::$f(p, &$store.statements $(, $arg)*).await,
+            Pool::Sqlite(p) => catalog::sqlite::$f(p, &$store.statements $(, $arg)*).await,
+            Pool::Postgres(p) => catalog::postgres::$f(p, &$store.statements $(, $arg)*).await,
+            Pool::MySql(p) => catalog::mysql::$f(p, &$store.statements $(, $arg)*).await,
         }
     };
 }
@@ -441,7 +460,7 @@ impl Store {
 
     /// One round trip (`SELECT 1`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        per_backend!(self, ping())
+        per_backend!(self, services::ping())
     }
 
     /// Closes the pool; later calls fail with [`StoreError::Unavailable`].
@@ -501,7 +520,7 @@ impl Store {
     /// compatible type, and a unique index on `calcom_event_type_id`. Fails with
     /// one [`StoreError::IncompatibleSchema`] listing every problem.
     pub async fn verify_services(&self) -> Result<(), StoreError> {
-        let shape = per_backend!(self, services_shape())?;
+        let shape = per_catalog!(self, services_shape())?;
         let problems = schema::check(self.backend(), shape.as_ref());
         if problems.is_empty() {
             Ok(())
@@ -531,7 +550,7 @@ impl Store {
         &self,
         scope: AccountScope<'_>,
     ) -> Result<AccountSnapshot, StoreError> {
-        per_backend!(self, load_account(scope))
+        per_backend!(self, services::load_account(scope))
     }
 
     /// Writes one account's pass in ONE transaction with batched statements (a
@@ -562,7 +581,7 @@ impl Store {
         let prepared = PreparedWrite::new(&write);
         let mut attempt = 1;
         loop {
-            match per_backend!(self, apply(&prepared)) {
+            match per_backend!(self, account::apply(&prepared)) {
                 Err(StoreError::Contention {
                     operation, cause, ..
                 }) => {
@@ -587,7 +606,7 @@ impl Store {
 
     /// One service with its registry entry.
     pub async fn service(&self, id: ServiceId) -> Result<Option<LinkedService>, StoreError> {
-        per_backend!(self, service(id))
+        per_backend!(self, services::service(id))
     }
 
     /// Open drift entries (of one account, or all), ordered by service id, field.
@@ -596,7 +615,7 @@ impl Store {
             state: DriftState::Open,
             account,
         };
-        let rows = per_backend!(self, drift_rows(query))?;
+        let rows = per_backend!(self, drift::rows(query))?;
         rows::drift_entries(rows)
     }
 
@@ -608,7 +627,7 @@ impl Store {
         state: DriftState,
         account: Option<&str>,
     ) -> Result<Vec<DriftRecord>, StoreError> {
-        let rows = per_backend!(self, drift_rows(DriftQuery::State { state, account }))?;
+        let rows = per_backend!(self, drift::rows(DriftQuery::State { state, account }))?;
         // Rows come ordered by id (the order they were recorded).
         let (mut open, closed): (Vec<DriftRecord>, Vec<DriftRecord>) = rows
             .into_iter()
@@ -626,14 +645,14 @@ impl Store {
         // 'static: a query with no borrowed parts keeps the future free of
         // unconstrained lifetimes (which trip auto-trait checks of spawned tasks).
         let query: DriftQuery<'static> = DriftQuery::OpenFor(id);
-        let rows = per_backend!(self, drift_rows(query))?;
+        let rows = per_backend!(self, drift::rows(query))?;
         rows::drift_entries(rows)
     }
 
     /// Every ledger entry of one service, open and resolved, oldest first.
     pub async fn drift_history(&self, id: ServiceId) -> Result<Vec<DriftRecord>, StoreError> {
         let query: DriftQuery<'static> = DriftQuery::History(id);
-        let rows = per_backend!(self, drift_rows(query))?;
+        let rows = per_backend!(self, drift::rows(query))?;
         rows.into_iter().map(DriftRecord::try_from).collect()
     }
 
@@ -643,7 +662,7 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<LinkedService>, StoreError> {
-        let rows = per_backend!(self, services_page(offset.max(0), limit.max(0)))?;
+        let rows = per_backend!(self, services::page(offset.max(0), limit.max(0)))?;
         rows.into_iter().map(LinkedService::try_from).collect()
     }
 
@@ -658,18 +677,21 @@ impl Store {
         duration_minutes: Option<i32>,
     ) -> Result<bool, StoreError> {
         let now = chrono::Utc::now().naive_utc();
-        per_backend!(self, edit_as_platform(id, name, duration_minutes, now))
+        per_backend!(
+            self,
+            services::edit_as_platform(id, name, duration_minutes, now)
+        )
     }
 
     /// Appends to the run journal outside a pass (an account that failed before
     /// it could apply anything).
     pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        per_backend!(self, record_run(run))
+        per_backend!(self, runs::record(run))
     }
 
     /// The latest `limit` journal lines, newest first.
     pub async fn last_runs(&self, limit: i64) -> Result<Vec<StoredRun>, StoreError> {
-        per_backend!(self, last_runs(limit.max(0)))
+        per_backend!(self, runs::last(limit.max(0)))
     }
 
     /// Services per (company, status) for the given companies, unknown status
@@ -681,12 +703,12 @@ impl Store {
         if company_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = per_backend!(self, status_counts(company_ids))?;
+        let rows = per_backend!(self, services::status_counts(company_ids))?;
         Ok(rows::status_counts(rows))
     }
 
     async fn table_exists(&self, name: &'static str) -> Result<bool, StoreError> {
-        per_backend!(self, table_exists(name))
+        per_catalog!(self, table_exists(name))
     }
 
     /// `(version, checksum)` of applied migrations; empty before the first run.
@@ -730,15 +752,6 @@ pub(crate) enum DriftQuery<'a> {
     },
     OpenFor(ServiceId),
     History(ServiceId),
-}
-
-/// The `WHERE` condition of a ledger listing by state.
-fn drift_state_filter(state: DriftState) -> &'static str {
-    match state {
-        DriftState::Open => "open_key IS NOT NULL",
-        DriftState::Closed => "open_key IS NULL",
-        DriftState::All => "1 = 1",
-    }
 }
 
 /// Deduplicates services read by several statements of one load (a listed service

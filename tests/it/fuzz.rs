@@ -396,6 +396,8 @@ const CONFIG_KEYS: &[&str] = &[
     "sync.push_pending",
     "sync.repush_drifted",
     "sync.allow_calcom_overwrites",
+    "sync.detect_platform_edits",
+    "sync.orphan_checks_per_pass",
     "server.listen",
     "server.admin_token",
     "server.admin_token_file",

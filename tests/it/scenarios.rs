@@ -11,22 +11,8 @@ use calsync::reconcile::PassReport;
 use calsync::reconcile::report::Item;
 use serde_json::{Value, json};
 
-use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp};
+use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, scenario};
 use crate::support::db::{PlatformService, TestBackend, backend_tests};
-
-/// One scenario per backend, each with its own default [`TestApp`] as `$app`.
-macro_rules! scenario {
-    ($name:ident, |$app:ident| $body:expr) => {
-        backend_tests!($name, |backend: TestBackend| async move {
-            #[allow(
-                unused_mut,
-                reason = "only scenarios that change the policy need it mutable"
-            )]
-            let mut $app = TestApp::spawn(backend).await;
-            $body.await
-        });
-    };
-}
 
 // ---------------------------------------------------------------- fixtures
 

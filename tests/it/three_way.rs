@@ -8,21 +8,8 @@ use calsync::simulate::{ListingRace, Normalise};
 use calsync::store::{DriftRecord, DriftState};
 use serde_json::{Value, json};
 
-use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp};
+use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, scenario};
 use crate::support::db::{PlatformService, backend_tests};
-
-macro_rules! scenario {
-    ($name:ident, |$app:ident| $body:expr) => {
-        backend_tests!($name, |backend: TestBackend| async move {
-            #[allow(
-                unused_mut,
-                reason = "only scenarios that change the policy need it mutable"
-            )]
-            let mut $app = TestApp::spawn(backend).await;
-            $body.await
-        });
-    };
-}
 
 fn haircut() -> Value {
     json!({

@@ -651,3 +651,19 @@ impl LogCapture {
         String::from_utf8_lossy(&lock(&self.buffer.0)).into_owned()
     }
 }
+
+/// One scenario per backend, each with its own default [`TestApp`] as `$app`:
+/// `scenario!(name, |app| async move { … })` becomes `name::{sqlite, postgres, mariadb}`.
+macro_rules! scenario {
+    ($name:ident, |$app:ident| $body:expr) => {
+        $crate::support::db::backend_tests!($name, |backend: TestBackend| async move {
+            #[allow(
+                unused_mut,
+                reason = "only scenarios that change the policy need it mutable"
+            )]
+            let mut $app = $crate::support::app::TestApp::spawn(backend).await;
+            $body.await
+        });
+    };
+}
+pub(crate) use scenario;

@@ -1,0 +1,73 @@
+//! The run journal (`calsync_runs`): one line per account pass, `summary` as JSON.
+
+use sqlx::{Pool, QueryBuilder};
+
+use super::batch::Statements;
+use super::dialect::{Cell, Dialect, list};
+use super::error::{StoreError, on};
+use super::{RunRecord, StoredRun};
+
+pub(super) async fn insert<D: Dialect>(
+    conn: &mut D::Connection,
+    st: &Statements,
+    run: &RunRecord,
+) -> Result<(), StoreError> {
+    let summary = run.summary.to_string();
+    let mut qb = QueryBuilder::<D>::new(
+        "INSERT INTO calsync_runs (account, started_at, finished_at, result, summary, error) VALUES (",
+    );
+    list(
+        &mut qb,
+        vec![
+            Cell::Text(&run.account),
+            Cell::Time(run.started_at),
+            Cell::Time(run.finished_at),
+            Cell::Text(run.result),
+            Cell::Text(&summary),
+        ],
+    );
+    qb.push(D::JSON).push(", ");
+    D::cell(&mut qb, Cell::OptText(run.error.as_deref()));
+    qb.push(")");
+    st.tick();
+    D::execute(conn, qb)
+        .await
+        .map_err(on(D::BACKEND, "recording a run"))?;
+    Ok(())
+}
+
+/// Appends a line outside a pass's transaction.
+pub(super) async fn record<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    run: &RunRecord,
+) -> Result<(), StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(on(D::BACKEND, "recording a run"))?;
+    insert::<D>(&mut conn, st, run).await
+}
+
+pub(super) async fn last<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    limit: i64,
+) -> Result<Vec<StoredRun>, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(on(D::BACKEND, "reading runs"))?;
+    let qb = QueryBuilder::<D>::new(format!(
+        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
+         error FROM calsync_runs ORDER BY id DESC LIMIT {limit}",
+        D::text("account"),
+        D::text("result"),
+        D::text("summary"),
+    ));
+    st.tick();
+    let rows = D::runs(&mut conn, qb)
+        .await
+        .map_err(on(D::BACKEND, "reading runs"))?;
+    Ok(rows.into_iter().map(StoredRun::from).collect())
+}
