@@ -204,7 +204,14 @@ impl Daemon {
     /// Ready: database reachable, migrations current, and either a standby or a
     /// leader whose last pass is recent enough (a standby is healthy: it takes
     /// over when the leader goes away).
+    /// [`Daemon::readiness_detail`], also exported as `calsync_ready`.
     pub async fn readiness(&self) -> Result<String, String> {
+        let r = self.readiness_detail().await;
+        self.metrics.ready.set(i64::from(r.is_ok()));
+        r
+    }
+
+    async fn readiness_detail(&self) -> Result<String, String> {
         if let Some(e) = self.health().db_error.clone() {
             return Err(format!("database: {e}"));
         }
@@ -759,6 +766,7 @@ async fn reload(
                 && let Err(e) = schedule.set(&new.schedule, ticks).await
             {
                 error!(error = %e, "Config reload rejected: the new schedule cannot be used; the old configuration stays in force.");
+                daemon.metrics.config_last_reload_successful.set(0);
                 notify(&[sd_notify::NotifyState::Ready]);
                 return;
             }
@@ -773,10 +781,16 @@ async fn reload(
                 daemon.metrics.init_account(&a.name);
             }
             info!(accounts = new.accounts.len(), schedule = %new.schedule, "Configuration reloaded.");
+            daemon.metrics.config_last_reload_successful.set(1);
+            daemon
+                .metrics
+                .config_last_reload_success_timestamp_seconds
+                .set(Utc::now().timestamp() as f64);
             *daemon.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         }
         Err(e) => {
-            error!(error = %e, "Config reload rejected; the old configuration stays in force. Fix the file and send SIGHUP again (systemctl reload calsync).")
+            error!(error = %e, "Config reload rejected; the old configuration stays in force. Fix the file and send SIGHUP again (systemctl reload calsync).");
+            daemon.metrics.config_last_reload_successful.set(0);
         }
     }
     notify(&[sd_notify::NotifyState::Ready]);

@@ -106,11 +106,15 @@ async fn route(req: Request<Incoming>, daemon: &Daemon) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     match (&method, path.as_str()) {
-        (&Method::GET, "/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            daemon.metrics().encode(),
-        ),
+        (&Method::GET, "/metrics") => {
+            // Readiness is exported as `calsync_ready`, fresh at every scrape.
+            let _ = daemon.readiness().await;
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                daemon.metrics().encode(),
+            )
+        }
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "alive"})),
         (&Method::GET, "/readyz") => match daemon.readiness().await {
             Ok(detail) => json_response(

@@ -227,7 +227,8 @@ impl Reconciler {
             m.reconcile_duration_seconds
                 .with_label_values(&[account.name.as_str()])
                 .observe(clock.elapsed().as_secs_f64());
-            if report.result == "success" {
+            // A partial pass committed too: it is a success with findings.
+            if report.result != "failure" {
                 m.last_success_timestamp_seconds
                     .with_label_values(&[account.name.as_str()])
                     .set(Utc::now().timestamp() as f64);
@@ -316,7 +317,11 @@ impl Reconciler {
             // it took and when passes ran.
             started_at,
             finished_at: Utc::now().naive_utc(),
-            result: "success",
+            result: if report.counts.unreadable > 0 || report.push_failures > 0 {
+                "partial"
+            } else {
+                "success"
+            },
             summary: serde_json::to_value(p.counts()).unwrap_or_default(),
             error: None,
         });
@@ -324,6 +329,9 @@ impl Reconciler {
             .apply(write)
             .await
             .map_err(|e| ("write", e.to_string()))?;
+        if report.counts.unreadable > 0 || report.push_failures > 0 {
+            report.result = "partial";
+        }
         report.imported = outcome.imported.len();
         report.overwritten = outcome.overwritten;
         report.confirmation_conflicts = outcome.confirmation_conflicts;
@@ -589,7 +597,7 @@ impl Reconciler {
                     service_id: service.as_ref().map(|s| s.id),
                     error: &error.to_string(),
                 }
-                .emit();
+                .emit(&self.metrics);
             }
         }
         if p.empty_listing_guarded {

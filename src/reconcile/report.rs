@@ -61,7 +61,8 @@ pub enum Item {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AccountReport {
     pub account: String,
-    /// `success` or `failure`.
+    /// `success`, `partial` (committed, but a record was unreadable or a push
+    /// failed) or `failure` (nothing was committed).
     pub result: &'static str,
     pub error: Option<String>,
     pub counts: PlanCounts,
@@ -200,12 +201,16 @@ impl PassReport {
                 "account {}: {}{}\n",
                 a.account,
                 a.result,
-                a.error
-                    .as_deref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
+                match (&a.error, a.result) {
+                    (Some(e), _) => format!(" ({e})"),
+                    (None, "partial") => format!(
+                        " (committed; {} unreadable record(s), {} failed push(es): see below and the log)",
+                        c.unreadable, a.push_failures
+                    ),
+                    (None, _) => String::new(),
+                }
             ));
-            if a.result == "success" {
+            if a.result != "failure" {
                 out.push_str(&format!(
                     "  event types {}, in sync {}, imports {}, drifted {} (new Cal.com edits {}), overwrites {}, platform edits {}, pushes {}{}, orphans {}, unreadable {}\n",
                     c.event_types,

@@ -296,7 +296,11 @@ pub struct RecordRejected<'a> {
 }
 
 impl RecordRejected<'_> {
-    pub fn emit(&self) {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .unreadable_records_total
+            .with_label_values(&[self.account])
+            .inc();
         warn!(
             account = self.account,
             service_id = self.service_id.map(|i| i.0),

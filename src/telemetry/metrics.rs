@@ -8,7 +8,7 @@
 //! cardinality or leak data into the monitoring system.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -21,8 +21,12 @@ pub mod result {
     pub const SUCCESS: &str = "success";
     /// The push or pass failed; the log line says why.
     pub const FAILURE: &str = "failure";
-    /// Every value, for code that must visit each label set.
+    /// The pass committed, but a record was unreadable or a push failed.
+    pub const PARTIAL: &str = "partial";
+    /// Every value of a push result, for code that must visit each label set.
     pub const ALL: [&str; 2] = [SUCCESS, FAILURE];
+    /// Every value of a pass result.
+    pub const PASS: [&str; 3] = [SUCCESS, PARTIAL, FAILURE];
 }
 
 /// Values of the `endpoint` label on the `calsync_calcom_request*` metrics: one per
@@ -106,6 +110,14 @@ pub struct Metrics {
     pub orphaned_services: IntGaugeVec,
     /// `calsync_listing_inconsistencies_total{account}`.
     pub listing_inconsistencies_total: IntCounterVec,
+    /// `calsync_unreadable_records_total{account}`.
+    pub unreadable_records_total: IntCounterVec,
+    /// `calsync_ready`: 1 while `/readyz` answers 200.
+    pub ready: IntGauge,
+    /// `calsync_config_last_reload_successful`.
+    pub config_last_reload_successful: IntGauge,
+    /// `calsync_config_last_reload_success_timestamp_seconds`.
+    pub config_last_reload_success_timestamp_seconds: Gauge,
     /// `calsync_event_types{account}`.
     pub event_types: IntGaugeVec,
     /// `calsync_services{account, sync_status}`.
@@ -190,6 +202,32 @@ impl Metrics {
             "Linked event types missing from a listing that Cal.com still had when asked (the service was kept).",
             &["account"],
         );
+        let unreadable_records_total = counter_vec(
+            &registry,
+            "calsync_unreadable_records_total",
+            "Cal.com records skipped because calsync cannot read or store them; nothing was written from them.",
+            &["account"],
+        );
+        let ready = IntGauge::with_opts(Opts::new(
+            "calsync_ready",
+            "1 while /readyz answers 200 (a ready leader or a healthy standby), 0 while it answers 503.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &ready);
+        let config_last_reload_successful = IntGauge::with_opts(Opts::new(
+            "calsync_config_last_reload_successful",
+            "1 after start and after a successful config reload (SIGHUP), 0 after a rejected one.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &config_last_reload_successful);
+        config_last_reload_successful.set(1);
+        let config_last_reload_success_timestamp_seconds = Gauge::with_opts(Opts::new(
+            "calsync_config_last_reload_success_timestamp_seconds",
+            "Unix time in seconds of the start or of the last successful config reload.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &config_last_reload_success_timestamp_seconds);
+        config_last_reload_success_timestamp_seconds.set(chrono::Utc::now().timestamp() as f64);
         let event_types = gauge_vec(
             &registry,
             "calsync_event_types",
@@ -280,6 +318,10 @@ impl Metrics {
             pushed_total,
             orphaned_services,
             listing_inconsistencies_total,
+            unreadable_records_total,
+            ready,
+            config_last_reload_successful,
+            config_last_reload_success_timestamp_seconds,
             event_types,
             services,
             reconcile_runs_total,
@@ -307,11 +349,14 @@ impl Metrics {
             self.calcom_overwrites_total.with_label_values(&labels);
         }
         for result in result::ALL {
-            let labels = [account, result];
-            self.pushed_total.with_label_values(&labels);
-            self.reconcile_runs_total.with_label_values(&labels);
+            self.pushed_total.with_label_values(&[account, result]);
+        }
+        for result in result::PASS {
+            self.reconcile_runs_total
+                .with_label_values(&[account, result]);
         }
         self.imported_total.with_label_values(&[account]);
+        self.unreadable_records_total.with_label_values(&[account]);
         self.listing_inconsistencies_total
             .with_label_values(&[account]);
     }
@@ -365,10 +410,16 @@ impl Metrics {
             let _ = self.drift_fields.remove_label_values(&labels);
         }
         for result in result::ALL {
-            let labels = [account, result];
-            let _ = self.pushed_total.remove_label_values(&labels);
-            let _ = self.reconcile_runs_total.remove_label_values(&labels);
+            let _ = self.pushed_total.remove_label_values(&[account, result]);
         }
+        for result in result::PASS {
+            let _ = self
+                .reconcile_runs_total
+                .remove_label_values(&[account, result]);
+        }
+        let _ = self
+            .unreadable_records_total
+            .remove_label_values(&[account]);
         for status in SyncStatus::ALL {
             let _ = self
                 .services
@@ -428,7 +479,7 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 20] = [
+    const NAMES: [&str; 24] = [
         "calsync_protection_triggered_total",
         "calsync_calcom_overwrites_total",
         "calsync_drifted_services",
@@ -438,6 +489,10 @@ mod tests {
         "calsync_pushed_total",
         "calsync_orphaned_services",
         "calsync_listing_inconsistencies_total",
+        "calsync_unreadable_records_total",
+        "calsync_ready",
+        "calsync_config_last_reload_successful",
+        "calsync_config_last_reload_success_timestamp_seconds",
         "calsync_event_types",
         "calsync_services",
         "calsync_reconcile_runs_total",
@@ -475,6 +530,9 @@ mod tests {
             .inc();
         m.orphaned_services.with_label_values(&[account]).set(0);
         m.listing_inconsistencies_total
+            .with_label_values(&[account])
+            .inc();
+        m.unreadable_records_total
             .with_label_values(&[account])
             .inc();
         m.event_types.with_label_values(&[account]).set(12);

@@ -495,8 +495,17 @@ scenario!(
         let report = app.sync_once().await;
 
         let a = &report.accounts[0];
-        assert_eq!(a.result, "success", "{report:#?}");
+        assert_eq!(
+            a.result, "partial",
+            "committed, with a finding: {report:#?}"
+        );
         assert_eq!(a.counts.unreadable, 1);
+        assert_eq!(
+            app.metric(&format!(
+                "calsync_unreadable_records_total{{account=\"{ACCOUNT}\"}}"
+            )),
+            Some(1.0)
+        );
         let item = serde_json::to_string(&a.items).unwrap();
         assert!(
             item.contains(&format!("event type {bad}")) && item.contains("title"),
