@@ -38,7 +38,14 @@ struct Running {
     http: reqwest::Client,
 }
 
-fn config(dir: &Path, sim: &Simulator, port: u16, schedule: &str, jitter_secs: u64) -> String {
+fn config(
+    dir: &Path,
+    sim: &Simulator,
+    port: u16,
+    schedule: &str,
+    jitter_secs: u64,
+    key: &str,
+) -> String {
     format!(
         r#"
 [database]
@@ -50,7 +57,7 @@ max_attempts = 2
 [[accounts]]
 name = "berlin"
 company_id = 1
-api_key = "{KEY}"
+api_key = "{key}"
 [sync]
 schedule = "{schedule}"
 jitter_secs = {jitter_secs}
@@ -72,6 +79,13 @@ async fn start(schedule: &str) -> Running {
 }
 
 async fn start_with_jitter(schedule: &str, jitter_secs: u64) -> Running {
+    start_with(schedule, jitter_secs, KEY, true).await
+}
+
+/// A daemon with its own simulator and SQLite file. `key` is the account's API
+/// key (the simulator knows only [`KEY`]; any other gets 401, like a revoked
+/// key); `migrate = false` leaves the database without calsync's tables.
+async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim = Simulator::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -86,17 +100,23 @@ async fn start_with_jitter(schedule: &str, jitter_secs: u64) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("calsync.toml");
-    std::fs::write(&cfg, config(dir.path(), &sim, port, schedule, jitter_secs)).unwrap();
-    let migrate = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "migrate"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    std::fs::write(
+        &cfg,
+        config(dir.path(), &sim, port, schedule, jitter_secs, key),
+    )
+    .unwrap();
+    if migrate {
+        let migrated = Command::new(BIN)
+            .args(["--config", cfg.to_str().unwrap(), "migrate"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            migrated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+    }
 
     let sock = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&sock).unwrap();
@@ -650,5 +670,99 @@ async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
     assert!(
         alerting,
         "the CalsyncProtectionTriggered alert expression returned nothing"
+    );
+}
+
+/// Alerts for failures that leave no other trace: a daemon that never becomes
+/// ready, an account that never succeeded, a rejected reload. Each alert has a
+/// `for:` of minutes, so the test waits for it to be pending: its expression
+/// fires on what a real daemon exports, scraped by a real Prometheus.
+#[tokio::test]
+async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reload() {
+    let Some(prometheus) = prometheus_bin() else {
+        return;
+    };
+    // Migrated, but its account's key is refused by Cal.com from the start.
+    let revoked = start_with("*/2 * * * * *", 0, "cal_live_revoked_0000000000", true).await;
+    // Its signal handlers are installed before /metrics answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while revoked
+        .http
+        .get(revoked.url("/metrics"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "/metrics never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Never migrated: it keeps retrying and never becomes ready.
+    let unmigrated = start_with("*/2 * * * * *", 0, KEY, false).await;
+
+    let prom_port = free_port();
+    let prom_dir = revoked.dir.path().join("prom");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom_cfg = prom_dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
+            repo().join("alerts/calsync.rules.yml").display(),
+            revoked.port,
+            unmigrated.port,
+        ),
+    )
+    .unwrap();
+    let mut prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            prom_dir.join("data").display()
+        ))
+        .arg("--web.console.templates=/dev/null")
+        .arg("--web.console.libraries=/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+
+    // A bad file on SIGHUP: rejected, the old configuration stays.
+    std::fs::write(revoked.config_path(), "[sync]\nschedule = \"whenever\"\n").unwrap();
+    revoked.signal("HUP");
+
+    let wanted = [
+        "CalsyncNotReady",
+        "CalsyncAccountNeverSucceeded",
+        "CalsyncConfigReloadFailed",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = std::collections::HashSet::new();
+    while Instant::now() < deadline && seen.len() < wanted.len() {
+        for name in wanted {
+            if !prom_query(&http, prom_port, &format!("ALERTS{{alertname=\"{name}\"}}"))
+                .await
+                .is_empty()
+            {
+                seen.insert(name);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ready = prom_query(&http, prom_port, "calsync_ready == 0").await;
+    let _ = prom.kill().await;
+    let (_, revoked_logs) = revoked.stop().await;
+    let (_, unmigrated_logs) = unmigrated.stop().await;
+    for name in wanted {
+        assert!(
+            seen.contains(name),
+            "{name} never became pending or firing; calsync_ready == 0 gave {ready:?}\nrevoked:\n{revoked_logs}\nunmigrated:\n{unmigrated_logs}"
+        );
+    }
+    assert!(
+        revoked_logs.contains("Config reload rejected"),
+        "{revoked_logs}"
     );
 }
