@@ -292,10 +292,7 @@ impl Config {
         figment.extract::<Config>().map_err(|e| {
             // figment's messages name the key path and the source file; join all of
             // them so the operator fixes every problem at once.
-            let all: Vec<String> = e
-                .into_iter()
-                .map(|e| without_source_lines(&e.to_string()))
-                .collect();
+            let all: Vec<String> = e.into_iter().map(|e| describe_load_error(&e)).collect();
             ConfigError::Load(all.join("; "))
         })
     }
@@ -568,6 +565,53 @@ impl Config {
 
 /// A TOML parse error quotes the offending line, which may hold a secret: keep
 /// the position and the explanation, drop the quoted source.
+/// One figment error in the operator's words: the key as written in the file
+/// (no internal profile prefix) and the file, or the environment variable as it
+/// must be spelled; never a line of the source (it may hold a secret).
+fn describe_load_error(e: &figment::Error) -> String {
+    let kind = without_source_lines(&e.kind.to_string());
+    if e.path.is_empty() {
+        let source = e
+            .metadata
+            .as_ref()
+            .and_then(|m| m.source.as_ref())
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        return format!("{kind}{source}");
+    }
+    let key = e.path.join(".").to_ascii_lowercase();
+    let from_env = e
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.to_ascii_lowercase().contains("environment"));
+    if from_env {
+        let prefixed = format!(
+            "CALSYNC_{}",
+            e.path
+                .iter()
+                .map(|p| p.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join("__")
+        );
+        let var = if key == "sync.allow_calcom_overwrites"
+            && std::env::var_os(&prefixed).is_none()
+            && std::env::var_os(LEGACY_OVERWRITE_ENV).is_some()
+        {
+            LEGACY_OVERWRITE_ENV.to_owned()
+        } else {
+            prefixed
+        };
+        format!("environment variable {var} (key {key}): {kind}")
+    } else {
+        let file = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+            Some(figment::Source::File(path)) => format!(" in {}", path.display()),
+            Some(other) => format!(" in {other}"),
+            None => String::new(),
+        };
+        format!("key {key}{file}: {kind}")
+    }
+}
+
 fn without_source_lines(message: &str) -> String {
     message
         .lines()
@@ -629,7 +673,15 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(
 
 fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::invalid(key, format!("cannot read {}: {}", path.display(), e.kind()))
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_owned(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (the calsync user must be able to read it)".to_owned()
+            }
+            std::io::ErrorKind::IsADirectory => "it is a directory, not a file".to_owned(),
+            _ => e.to_string(),
+        };
+        ConfigError::invalid(key, format!("cannot read {}: {why}", path.display()))
     })?;
     Ok(SecretString::from(text.trim().to_owned()))
 }
@@ -716,6 +768,27 @@ mod tests {
         assert!(s.policy.import_unknown && s.policy.push_pending);
         assert!(!s.policy.repush_drifted && !s.policy.allow_calcom_overwrites);
         assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn load_errors_name_the_key_as_written_and_never_a_profile() {
+        let err = Config::from_toml("[calcom]\ntimout_secs = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key calcom.timout_secs"), "{err}");
+        assert!(!err.contains("default."), "{err}");
+    }
+
+    #[test]
+    fn a_missing_key_file_says_so_in_plain_words() {
+        let text = "[[accounts]]\nname = \"a\"\ncompany_id = 1\napi_key_file = \"/nonexistent/calsync-key\"\n";
+        let err = Config::from_toml(text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("accounts[0].api_key_file"), "{err}");
+        assert!(err.contains("no such file"), "{err}");
     }
 
     #[test]

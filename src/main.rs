@@ -55,9 +55,22 @@ fn settings(cli: &Cli, need_accounts: bool) -> anyhow::Result<(Settings, PathBuf
     let loaded = load(cli)?;
     let settings = loaded.config.validate()?;
     if need_accounts {
-        settings.require_accounts()?;
+        require_accounts(&settings, &loaded.path)?;
     }
     Ok((settings, loaded.path))
+}
+
+/// At least one account, and when there is none because there is no file at
+/// the default path, an error that says so.
+fn require_accounts(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    if settings.accounts.is_empty() && !path.exists() {
+        anyhow::bail!(
+            "no configuration file at {} (the default); pass --config PATH or set CALSYNC_CONFIG, or create it from config/calsync.example.toml",
+            path.display()
+        );
+    }
+    settings.require_accounts()?;
+    Ok(())
 }
 
 fn logs(settings: &Settings, console: Console) -> anyhow::Result<LogGuard> {
@@ -75,7 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::CheckConfig => {
             let loaded = load(&cli)?;
             let settings = loaded.config.validate()?;
-            settings.require_accounts()?;
+            require_accounts(&settings, &loaded.path)?;
             println!(
                 "# effective configuration ({}; secrets redacted)",
                 loaded.path.display()

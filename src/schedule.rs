@@ -17,7 +17,39 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
         .dom_and_dow(true)
         .build()
         .parse(expr)
-        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+        .map_err(|e| {
+            format!(
+                "{expr:?} is not a valid cron expression ({e}){}",
+                out_of_range(expr)
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        })
+}
+
+/// Names the field whose number is out of its range, when one is.
+fn out_of_range(expr: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32); 6] = [
+        ("second", 0, 59),
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    for (part, (name, lo, hi)) in expr.split_whitespace().zip(FIELDS) {
+        for n in part
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|d| d.parse::<u32>().ok())
+        {
+            if n < lo || n > hi {
+                return Some(format!(
+                    "{n} is out of range for the {name} field ({lo}..={hi})"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// The gap between the next two runs after `now`: what "one interval" means for

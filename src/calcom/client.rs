@@ -72,6 +72,7 @@ impl CalcomClient {
             .map_err(|e| CalcomError::Transport {
                 endpoint: "client",
                 kind: "setup",
+                at: String::new(),
                 detail: e.without_url().to_string(),
             })?;
         Ok(Self {
@@ -340,6 +341,7 @@ impl AccountClient {
             url::Url::parse(&format!("{base}{path}")).map_err(|e| CalcomError::Transport {
                 endpoint: endpoint.as_str(),
                 kind: "url",
+                at: format!(" at {base} (calcom.base_url)"),
                 detail: e.to_string(),
             })?;
         let mut request = self
@@ -389,6 +391,11 @@ impl AccountClient {
             CalcomError::Transport {
                 endpoint: endpoint.as_str(),
                 kind,
+                // The base URL carries no secret (the key travels in a header).
+                at: format!(
+                    " at {} (calcom.base_url)",
+                    self.client.settings.base_url.as_str().trim_end_matches('/')
+                ),
                 detail: error_chain(&e.without_url()),
             }
         };

@@ -30,10 +30,12 @@ pub enum CalcomError {
         status: u16,
         message: String,
     },
-    #[error("{endpoint}: {kind} talking to Cal.com: {detail}")]
+    #[error("{endpoint}: {kind} talking to Cal.com{at}: {detail}")]
     Transport {
         endpoint: &'static str,
         kind: &'static str,
+        /// ` at <base URL> (calcom.base_url)`, or empty before there is one.
+        at: String,
         detail: String,
     },
     #[error(

@@ -583,3 +583,52 @@ async fn drift_rejects_an_unknown_account_and_lists_closed_entries_by_state() {
     let bad = setup.run(&["drift", "--state", "shut"]).await;
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_error_names_the_variable_as_it_must_be_spelled() {
+    let setup = Setup::new().await;
+    let run = setup
+        .run_with_env(
+            &["check-config"],
+            &[("CALSYNC_SYNC__REPUSH_DRIFTED", "maybe")],
+        )
+        .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("CALSYNC_SYNC__REPUSH_DRIFTED"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("default."), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_config_file_the_error_names_the_default_path() {
+    let default = Path::new("/etc/calsync/calsync.toml");
+    let run = calsync(&["check-config"], &[], &[]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    if !default.exists() {
+        assert!(
+            run.stderr.contains("/etc/calsync/calsync.toml") && run.stderr.contains("--config"),
+            "{run:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_calcom_is_named_with_its_url_and_key() {
+    let setup = Setup::new().await;
+    let run = setup
+        .run_with_env(
+            &["once"],
+            &[
+                ("CALSYNC_CALCOM__BASE_URL", "http://127.0.0.1:9"),
+                ("CALSYNC_CALCOM__MAX_ATTEMPTS", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout.contains("http://127.0.0.1:9") && run.stdout.contains("calcom.base_url"),
+        "{run:?}"
+    );
+}
