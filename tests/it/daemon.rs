@@ -2,6 +2,7 @@
 //! the HTTP surface, the operator API, SIGHUP/SIGTERM, and a real Prometheus
 //! server scraping it and evaluating the alert rules.
 
+use crate::support::net::free_port;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,14 +18,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Running {

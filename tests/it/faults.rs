@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh};
+use crate::support::net::free_port;
 
 /// The account every fault is aimed at.
 const VIENNA: &str = "vienna";
@@ -1448,14 +1449,6 @@ fn server_addr(db: &TestDb) -> SocketAddr {
     format!("{host}:{port}")
         .parse()
         .expect("a loopback address")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("binding a free port")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ mod daemon;
 mod faults;
 mod fuzz;
 mod reliability;
+mod runbook;
 mod scenarios;
 mod security;
 mod store;

@@ -34,6 +34,7 @@ use tokio::process::{Child, Command};
 
 use crate::support::app::TestApp;
 use crate::support::db::{Business, RawService, TestBackend, TestDb, backend_tests, empty, fresh};
+use crate::support::net::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 const KEY: &str = "cal_live_reliability_key_0001";
@@ -154,14 +155,6 @@ fn sqlite_file(url: &str) -> PathBuf {
 }
 
 // ------------------------------------------------------------ shared helpers
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn simulator() -> Simulator {
     let _ = rustls::crypto::ring::default_provider().install_default();

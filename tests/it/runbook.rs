@@ -1,0 +1,280 @@
+//! Every `journalctl -u calsync … | grep …` that the README's runbooks and the
+//! alert descriptions tell an operator to run must find the line it promises in
+//! logs calsync really wrote, in text and in JSON format. The commands are read
+//! from README.md and alerts/calsync.rules.yml, so a runbook edited without the
+//! log line (or a log line reworded without its runbook) fails here.
+//!
+//! The logs come from `calsync once` runs against a simulator that provoke each
+//! event: a Cal.com edit (PROTECTION), a deleted event type (orphan), an
+//! unreadable record, a refused push, a revoked key (failed pass, HTTP 401).
+//! A short `calsync run` adds the daemon's own line: a rejected reload.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
+use serde_json::json;
+
+use crate::support::app::{API_KEY, COMPANY};
+use crate::support::db::{TestBackend, fresh};
+use crate::support::net::free_port;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `(priority filter, grep arguments)` of every `journalctl -u calsync [-p P] | grep ARGS`.
+fn runbook_greps() -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    for file in ["README.md", "alerts/calsync.rules.yml"] {
+        let text = std::fs::read_to_string(repo().join(file)).expect("reading the runbooks");
+        // Commands sit in backticks; a YAML description may wrap one over lines.
+        let text = text.replace(['\n', '\r'], " ");
+        for part in text.split('`').skip(1).step_by(2) {
+            let part: String = part.split_whitespace().collect::<Vec<_>>().join(" ");
+            let Some(rest) = part.strip_prefix("journalctl -u calsync") else {
+                continue;
+            };
+            let Some((before, grep)) = rest.split_once("| grep ") else {
+                continue;
+            };
+            let priority = before
+                .split_once("-p ")
+                .map(|(_, p)| p.split_whitespace().next().unwrap_or_default().to_owned());
+            let grep = grep.trim().to_owned();
+            if !out.contains(&(priority.clone(), grep.clone())) {
+                out.push((priority, grep));
+            }
+        }
+    }
+    out
+}
+
+/// Lines at `priority` or above (journald's `-p`), by the level each line carries.
+fn at_priority<'a>(logs: &'a str, priority: Option<&str>) -> Vec<&'a str> {
+    let levels: &[&str] = match priority {
+        None => return logs.lines().collect(),
+        Some("err") => &["ERROR"],
+        Some("warning") => &["ERROR", "WARN"],
+        Some(other) => {
+            panic!("a runbook uses journalctl -p {other}, which this test does not model")
+        }
+    };
+    logs.lines()
+        .filter(|l| {
+            levels.iter().any(|lv| {
+                l.contains(&format!(" {lv} ")) || l.contains(&format!("\"level\":\"{lv}\""))
+            })
+        })
+        .collect()
+}
+
+/// Runs the real `grep ARGS` over the lines.
+fn grep(lines: &[&str], args: &str) -> bool {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("grep {args}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("running grep");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(lines.join("\n").as_bytes())
+            .expect("feeding grep");
+    }
+    child.wait().expect("grep finishes").success()
+}
+
+fn write_config(dir: &Path, name: &str, db: &str, base: &str, key: &str, format: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "[database]\nurl = \"{db}\"\n[calcom]\nbase_url = \"{base}\"\nmax_attempts = 1\n\
+             retry_initial_delay_ms = 1\n[log]\nformat = \"{format}\"\n\
+             [[accounts]]\nname = \"berlin\"\ncompany_id = {COMPANY}\napi_key = \"{key}\"\n"
+        ),
+    )
+    .expect("writing the config");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    path
+}
+
+fn calsync(config: &Path, command_word: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"));
+    command.args(["--config", config.to_str().unwrap(), command_word]);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CALSYNC_") || name == "RUST_LOG" || name == "CALCOM_ALLOW_OVERWRITES" {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    command
+}
+
+async fn once(config: &Path) -> String {
+    let out = calsync(config, "once")
+        .output()
+        .await
+        .expect("running calsync once");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `calsync run` until it answers, a SIGHUP with a bad file, then SIGTERM.
+async fn rejected_reload(config: &Path) -> String {
+    let port = free_port();
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        format!("{text}[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let child = calsync(config, "run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting calsync run");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "calsync run never answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    std::fs::write(config, "[sync]\nschedule = \"whenever\"\n").unwrap();
+    let pid = child.id().expect("running").to_string();
+    let kill = |sig: &str| {
+        std::process::Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .expect("kill")
+    };
+    kill("HUP");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    kill("TERM");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("calsync run stops on SIGTERM")
+        .expect("its output");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The logs of a sequence of passes that provoke every runbook's event.
+async fn logs(format: &str) -> String {
+    let db = fresh(TestBackend::Sqlite).await;
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimConfig {
+            api_keys: vec![API_KEY.into()],
+            ..SimConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(
+        dir.path(),
+        "good.toml",
+        &db.url,
+        &sim.base_url(),
+        API_KEY,
+        format,
+    );
+    let revoked = write_config(
+        dir.path(),
+        "revoked.toml",
+        &db.url,
+        &sim.base_url(),
+        "cal_live_revoked_000000000000",
+        format,
+    );
+    let id = |v: serde_json::Value| v["id"].as_i64().unwrap();
+    let edited = id(sim.create_event_type(
+        API_KEY,
+        json!({"title": "Cut", "slug": "cut", "lengthInMinutes": 30}),
+    ));
+    let deleted = id(sim.create_event_type(
+        API_KEY,
+        json!({"title": "Colour", "slug": "colour", "lengthInMinutes": 60}),
+    ));
+    let pushed = id(sim.create_event_type(
+        API_KEY,
+        json!({"title": "Trim", "slug": "trim", "lengthInMinutes": 15}),
+    ));
+    let mut all = once(&good).await;
+
+    sim.edit_event_type(edited, json!({"title": "Cut & style"}));
+    sim.delete_event_type(deleted);
+    sim.create_event_type(
+        API_KEY,
+        json!({"title": "Broken", "slug": "broken", "lengthInMinutes": 0}),
+    );
+    let service = db
+        .raw_services()
+        .await
+        .into_iter()
+        .find(|s| s.calcom_event_type_id == Some(pushed))
+        .expect("imported");
+    db.exec(&format!(
+        "UPDATE services SET duration_minutes = 20, sync_status = 'pending' WHERE id = {}",
+        service.id
+    ))
+    .await;
+    sim.inject_fault(Fault {
+        method: Some("PATCH".into()),
+        path_prefix: None,
+        api_key: None,
+        kind: FaultKind::Status {
+            status: 500,
+            body: None,
+        },
+        times: 0,
+    });
+    all.push_str(&once(&good).await);
+    all.push_str(&once(&revoked).await);
+    all.push_str(&rejected_reload(&good).await);
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_runbook_grep_finds_its_line_in_text_and_json_logs() {
+    let greps = runbook_greps();
+    assert!(
+        greps.len() >= 6,
+        "expected the runbooks' journalctl | grep commands, found {greps:?}"
+    );
+    for format in ["text", "json"] {
+        let logs = logs(format).await;
+        for (priority, args) in &greps {
+            let lines = at_priority(&logs, priority.as_deref());
+            assert!(
+                grep(&lines, args),
+                "`journalctl -u calsync{} | grep {args}` finds nothing in {format} logs:\n{logs}",
+                priority
+                    .as_ref()
+                    .map(|p| format!(" -p {p}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
