@@ -22,9 +22,10 @@ use crate::calcom::{AccountClient, CalcomClient};
 use crate::domain::{Account, Field, Policy, ServiceId, SyncStatus};
 use crate::store::{AccountScope, AccountWrite, RunRecord, Store};
 use crate::telemetry::events::{
-    AccountFailed, CalcomOverwriteApplied, EmptyListingGuarded, EventTypeImported,
-    ListingInconsistent, OrphanChecksDeferred, ProtectionStillOpen, ProtectionTriggered,
-    PushFailed, PushNormalised, PushSucceeded, RecordRejected, ServiceOrphaned,
+    AccountFailed, AccountPassFinished, CalcomOverwriteApplied, EmptyListingGuarded,
+    EventTypeImported, ListingInconsistent, OrphanChecksDeferred, ProtectionStillOpen,
+    ProtectionTriggered, PushFailed, PushNormalised, PushSucceeded, RecordRejected,
+    ServiceOrphaned,
 };
 use crate::telemetry::metrics::Metrics;
 
@@ -219,6 +220,24 @@ impl Reconciler {
             }
         };
         report.sql_statements = store.statements();
+        if !options.dry_run && report.result != "failure" {
+            let c = &report.counts;
+            AccountPassFinished {
+                account: &account.name,
+                result: report.result,
+                event_types: c.event_types,
+                imported: report.imported,
+                in_sync: c.in_sync,
+                drifted: c.drifted,
+                new_calcom_edits: c.protections,
+                pushed: report.pushed,
+                push_failures: report.push_failures,
+                orphans: c.orphans,
+                unreadable: c.unreadable,
+                duration_ms: clock.elapsed().as_millis(),
+            }
+            .emit();
+        }
         if !options.dry_run {
             let m = &self.metrics;
             m.reconcile_runs_total

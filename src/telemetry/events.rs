@@ -208,7 +208,8 @@ impl EventTypeImported<'_> {
             .imported_total
             .with_label_values(&[self.account])
             .inc();
-        info!(
+        // One line per event type at DEBUG; the pass's summary says how many.
+        debug!(
             account = self.account,
             service_id = self.service_id.0,
             event_type_id = self.event_type_id.0,
@@ -322,6 +323,42 @@ impl EmptyListingGuarded<'_> {
             account = self.account,
             linked_services = self.linked,
             "Cal.com listed no event types although services are linked to this account; orphaned nothing. Check the account's API key owner and Cal.com."
+        );
+    }
+}
+
+/// An account's pass committed: one INFO line with what it did.
+pub struct AccountPassFinished<'a> {
+    pub account: &'a str,
+    pub result: &'a str,
+    pub event_types: usize,
+    pub imported: usize,
+    pub in_sync: usize,
+    pub drifted: usize,
+    pub new_calcom_edits: usize,
+    pub pushed: usize,
+    pub push_failures: usize,
+    pub orphans: usize,
+    pub unreadable: usize,
+    pub duration_ms: u128,
+}
+
+impl AccountPassFinished<'_> {
+    pub fn emit(&self) {
+        info!(
+            account = self.account,
+            result = self.result,
+            event_types = self.event_types,
+            imported = self.imported,
+            in_sync = self.in_sync,
+            drifted = self.drifted,
+            new_calcom_edits = self.new_calcom_edits,
+            pushed = self.pushed,
+            push_failures = self.push_failures,
+            orphans = self.orphans,
+            unreadable = self.unreadable,
+            duration_ms = self.duration_ms as u64,
+            "Account pass finished."
         );
     }
 }

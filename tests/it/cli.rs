@@ -632,3 +632,32 @@ async fn an_unreachable_calcom_is_named_with_its_url_and_key() {
         "{run:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_import_logs_one_summary_per_account_not_a_line_per_event_type() {
+    let setup = Setup::new().await;
+    for i in 0..120 {
+        setup.calcom.create_event_type(
+            API_KEY,
+            json!({"title": format!("Service {i}"), "slug": format!("s-{i}"), "lengthInMinutes": 30}),
+        );
+    }
+
+    let once = setup.run(&["once"]).await;
+
+    assert_eq!(once.code, 0, "{once:?}");
+    assert_eq!(
+        once.stderr
+            .matches("Imported a new Cal.com event type")
+            .count(),
+        0,
+        "per event type only at DEBUG: {once:?}"
+    );
+    let summary = once
+        .stderr
+        .lines()
+        .find(|l| l.contains("Account pass finished"))
+        .unwrap_or_else(|| panic!("no summary line: {once:?}"));
+    assert!(summary.contains("imported=120"), "{summary}");
+    assert!(summary.contains("duration_ms="), "{summary}");
+}

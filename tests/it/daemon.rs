@@ -759,3 +759,30 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
         "{revoked_logs}"
     );
 }
+
+#[test]
+fn the_default_shutdown_timeout_fits_the_units_stop_timeout() {
+    let unit = std::fs::read_to_string(repo().join("systemd/calsync.service")).unwrap();
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.trim().trim_end_matches('s').parse().ok())
+        .expect("TimeoutStopSec=<seconds>s in the unit");
+    let example = std::fs::read_to_string(repo().join("config/calsync.example.toml")).unwrap();
+    let configured: u64 = example
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("shutdown_timeout_secs = "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("shutdown_timeout_secs in the example config");
+    let default = calsync::config::Config::from_toml("")
+        .unwrap()
+        .sync
+        .shutdown_timeout_secs;
+    for secs in [configured, default] {
+        // Room for the lease hand-back and closing the pool after the pass.
+        assert!(
+            secs + 10 <= stop,
+            "shutdown_timeout_secs {secs} leaves no room under TimeoutStopSec={stop}s"
+        );
+    }
+}
