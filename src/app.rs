@@ -38,6 +38,56 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
     .context("cannot open the database (check database.url)")
 }
 
+/// `check-config --connect`: the database and each account's key, one line each
+/// on stderr. Returns whether everything works.
+pub async fn check_connections(settings: &Settings) -> bool {
+    let mut ok = true;
+    match connect(settings).await {
+        Ok(store) => match store.migrations_current().await {
+            Ok(true) => eprintln!("database: reachable, calsync migrations current"),
+            Ok(false) => {
+                ok = false;
+                eprintln!(
+                    "database: reachable, but calsync migrations are not current; run `calsync migrate`"
+                );
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("database: {e}");
+            }
+        },
+        Err(e) => {
+            ok = false;
+            eprintln!("database: {e:#}");
+        }
+    }
+    let calcom = match CalcomClient::new(settings.calcom.clone(), Arc::new(Metrics::new())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Cal.com: {e}");
+            return false;
+        }
+    };
+    for a in &settings.accounts {
+        match calcom.account(&a.name, a.api_key.clone()).me().await {
+            Ok((id, username)) => eprintln!(
+                "account {}: the Cal.com key works (user {id}{})",
+                a.name,
+                if username.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {username}")
+                }
+            ),
+            Err(e) => {
+                ok = false;
+                eprintln!("account {}: {e}", a.name);
+            }
+        }
+    }
+    ok
+}
+
 impl App {
     /// Connects and checks that the schema is ready for a pass.
     pub async fn open(settings: Settings, metrics: Arc<Metrics>) -> anyhow::Result<App> {

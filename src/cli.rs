@@ -87,7 +87,12 @@ pub enum Command {
     /// Apply calsync's migrations; create `services` only where it does not exist, else verify it.
     Migrate,
     /// Validate the configuration and print it with secrets redacted. Exit 0 valid, 2 invalid.
-    CheckConfig,
+    CheckConfig {
+        /// Also connect: the database (reachable, migrations current) and Cal.com
+        /// once per account key (`GET /v2/me`); exit 2 if anything does not work.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Run the daemon: passes on `sync.schedule`, metrics and health on `server.listen`.
     Run,
     /// Serve a Cal.com API v2 simulator (for trials and tests).

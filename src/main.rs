@@ -85,7 +85,7 @@ fn logs(settings: &Settings, console: Console) -> anyhow::Result<LogGuard> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Command::CheckConfig => {
+        Command::CheckConfig { connect } => {
             let loaded = load(&cli)?;
             let settings = loaded.config.validate()?;
             require_accounts(&settings, &loaded.path)?;
@@ -99,6 +99,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 settings.accounts.len(),
                 settings.schedule
             );
+            if *connect {
+                return Ok(if app::check_connections(&settings).await {
+                    exit::OK
+                } else {
+                    exit::FAILURE
+                });
+            }
             Ok(exit::OK)
         }
         Command::Migrate => {

@@ -31,6 +31,7 @@ pub enum Endpoint {
     GetEventType,
     UpdateEventType,
     UpdateTeamEventType,
+    Me,
 }
 
 impl Endpoint {
@@ -42,6 +43,7 @@ impl Endpoint {
             Self::GetEventType => "get_event_type",
             Self::UpdateEventType => "update_event_type",
             Self::UpdateTeamEventType => "update_team_event_type",
+            Self::Me => "get_me",
         }
     }
 }
@@ -232,6 +234,28 @@ impl AccountClient {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Who the key belongs to (`GET /v2/me`): `(user id, username)`. One request,
+    /// to check a key works.
+    pub async fn me(&self) -> Result<(i64, String), CalcomError> {
+        let data = self
+            .call(Endpoint::Me, Method::GET, "/v2/me", &[], None)
+            .await?;
+        let id = data
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| CalcomError::Malformed {
+                endpoint: Endpoint::Me.as_str(),
+                status: 200,
+                detail: "`data.id` is missing".into(),
+            })?;
+        let username = data
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok((id, username))
     }
 
     /// One event type, as Cal.com has it now.

@@ -97,6 +97,7 @@ pub(crate) fn v2(shared: &Shared, req: &ApiRequest) -> Result<Response<SimBody>,
         ["organizations", org, "teams", "event-types"] if *method == Method::GET => {
             list_org(shared, req, parse_id(org)?)
         }
+        ["me"] if *method == Method::GET => me(shared, req),
         _ => Err(no_route(req)),
     }
 }
@@ -138,6 +139,19 @@ fn body_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
 }
 
 // ---- personal event types -------------------------------------------------
+
+/// `GET /v2/me`: the key's user.
+fn me(shared: &Shared, req: &ApiRequest) -> Result<Response<SimBody>, ApiError> {
+    let user = req.caller.require()?;
+    let world = shared.read();
+    let u = world
+        .user(user)
+        .ok_or_else(|| ApiError::not_found(format!("User with ID={user} not found")))?;
+    Ok(success_value(
+        StatusCode::OK,
+        json!({"id": u.id, "username": u.username, "name": u.name, "organizationId": null}),
+    ))
+}
 
 fn list_own(shared: &Shared, req: &ApiRequest) -> Result<Response<SimBody>, ApiError> {
     let user = req.caller.require()?;

@@ -46,8 +46,10 @@ pub mod endpoint {
     pub const UPDATE_TEAM_EVENT_TYPE: &str = "update_team_event_type";
     /// `POST /v2/event-types`.
     pub const CREATE_EVENT_TYPE: &str = "create_event_type";
+    /// `GET /v2/me` (`calsync check-config --connect`).
+    pub const GET_ME: &str = "get_me";
     /// Every value, for code that must visit each label set.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 8] = [
         LIST_EVENT_TYPES,
         LIST_TEAM_EVENT_TYPES,
         LIST_ORG_EVENT_TYPES,
@@ -55,6 +57,7 @@ pub mod endpoint {
         UPDATE_EVENT_TYPE,
         UPDATE_TEAM_EVENT_TYPE,
         CREATE_EVENT_TYPE,
+        GET_ME,
     ];
 }
 

@@ -661,3 +661,36 @@ async fn a_first_import_logs_one_summary_per_account_not_a_line_per_event_type()
     assert!(summary.contains("imported=120"), "{summary}");
     assert!(summary.contains("duration_ms="), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_reports_the_database_and_each_key() {
+    let setup = Setup::new().await;
+    let good = setup.run(&["check-config", "--connect"]).await;
+    assert_eq!(good.code, 0, "{good:?}");
+    assert!(good.stderr.contains("database: reachable"), "{good:?}");
+    assert!(
+        good.stderr
+            .contains("account berlin: the Cal.com key works"),
+        "{good:?}"
+    );
+
+    // A key Cal.com refuses: named per account, exit 2.
+    let text = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace(API_KEY, "cal_live_refused_0000000000");
+    let refused = write_config(setup._dir.path(), &text);
+    let bad = calsync(
+        &[
+            "--config",
+            refused.to_str().unwrap(),
+            "check-config",
+            "--connect",
+        ],
+        &[],
+        &["cal_live_refused_0000000000", ADMIN_TOKEN],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("account berlin:"), "{bad:?}");
+    assert!(bad.stderr.contains("401"), "{bad:?}");
+}
