@@ -44,7 +44,7 @@ allowed=" calsync_protection_triggered_total calsync_calcom_overwrites_total cal
   calsync_build_info calsync_leader calsync_ready calsync_config_last_reload_successful
   calsync_config_last_reload_success_timestamp_seconds calsync_unreadable_records_total up "
 # Metrics without an account label (process-wide); all others must be filtered.
-no_account=" calsync_reconcile_skipped_total calsync_calcom_requests_total
+no_account=" calsync_reconcile_skipped_total
   calsync_calcom_request_duration_seconds_bucket calsync_build_info calsync_leader calsync_ready
   calsync_config_last_reload_successful calsync_config_last_reload_success_timestamp_seconds up "
 allowed="$(tr -s '[:space:]' ' ' <<<"$allowed")"

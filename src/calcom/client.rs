@@ -388,9 +388,7 @@ impl AccountClient {
             Err(e) => transport_code(e).to_string(),
         };
         let m = &self.client.metrics;
-        m.calcom_requests_total
-            .with_label_values(&[endpoint.as_str(), code.as_str()])
-            .inc();
+        m.count_request(&self.account, endpoint.as_str(), &code);
         m.calcom_request_duration_seconds
             .with_label_values(&[endpoint.as_str()])
             .observe(started.elapsed().as_secs_f64());

@@ -94,6 +94,9 @@ const REQUEST_BUCKETS: [f64; 12] = [
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// `(account, endpoint, code)` label sets of `calcom_requests_total` in use,
+    /// so [`Metrics::forget_account`] can drop an account's.
+    request_labels: std::sync::Mutex<std::collections::BTreeSet<(String, &'static str, String)>>,
 
     /// `calsync_protection_triggered_total{account, field}`.
     pub protection_triggered_total: IntCounterVec,
@@ -133,7 +136,8 @@ pub struct Metrics {
     pub reconcile_skipped_total: IntCounter,
     /// `calsync_last_success_timestamp_seconds{account}`.
     pub last_success_timestamp_seconds: GaugeVec,
-    /// `calsync_calcom_requests_total{endpoint, code}`.
+    /// `calsync_calcom_requests_total{account, endpoint, code}`: count requests
+    /// with [`Metrics::count_request`].
     pub calcom_requests_total: IntCounterVec,
     /// `calsync_calcom_request_duration_seconds{endpoint}`.
     pub calcom_request_duration_seconds: HistogramVec,
@@ -271,8 +275,8 @@ impl Metrics {
         let calcom_requests_total = counter_vec(
             &registry,
             "calsync_calcom_requests_total",
-            "Requests sent to the Cal.com API, by endpoint and HTTP status or transport failure.",
-            &["endpoint", "code"],
+            "Requests sent to the Cal.com API, by account, endpoint and HTTP status or transport failure.",
+            &["account", "endpoint", "code"],
         );
         let calcom_request_duration_seconds = histogram_vec(
             &registry,
@@ -312,6 +316,7 @@ impl Metrics {
 
         Metrics {
             registry,
+            request_labels: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             protection_triggered_total,
             calcom_overwrites_total,
             drifted_services,
@@ -383,7 +388,39 @@ impl Metrics {
     /// reload stops being exported (otherwise its last values would be served
     /// forever and keep alerts firing). Label sets that were never created are
     /// ignored. Per-endpoint request metrics carry no account and are kept.
+    /// One Cal.com request of a configured account.
+    pub fn count_request(&self, account: &str, endpoint: &'static str, code: &str) {
+        self.calcom_requests_total
+            .with_label_values(&[account, endpoint, code])
+            .inc();
+        let mut seen = self
+            .request_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.len() < 10_000 {
+            seen.insert((account.to_owned(), endpoint, code.to_owned()));
+        }
+    }
+
     pub fn forget_account(&self, account: &str) {
+        {
+            let mut seen = self
+                .request_labels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            seen.retain(|(a, endpoint, code)| {
+                if a == account {
+                    let _ = self.calcom_requests_total.remove_label_values(&[
+                        a.as_str(),
+                        endpoint,
+                        code.as_str(),
+                    ]);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
         for vec in [
             &self.drifted_services,
             &self.orphaned_services,
@@ -554,12 +591,8 @@ mod tests {
         m.last_success_timestamp_seconds
             .with_label_values(&[account])
             .set(1_700_000_000.0);
-        m.calcom_requests_total
-            .with_label_values(&[endpoint::LIST_EVENT_TYPES, &code::status(200)])
-            .inc();
-        m.calcom_requests_total
-            .with_label_values(&[endpoint::UPDATE_EVENT_TYPE, code::TIMEOUT])
-            .inc();
+        m.count_request(account, endpoint::LIST_EVENT_TYPES, &code::status(200));
+        m.count_request(account, endpoint::UPDATE_EVENT_TYPE, code::TIMEOUT);
         m.calcom_request_duration_seconds
             .with_label_values(&[endpoint::LIST_EVENT_TYPES])
             .observe(0.2);

@@ -62,7 +62,7 @@ impl Berlin {
     fn requests(&self, endpoint: &str, code: &str) -> u64 {
         self.metrics
             .calcom_requests_total
-            .with_label_values(&[endpoint, code])
+            .with_label_values(&[ACCOUNT, endpoint, code])
             .get()
     }
 
@@ -1446,6 +1446,7 @@ async fn each_request_is_counted_by_endpoint_and_status() {
         .lines()
         .find(|l| {
             l.starts_with("calsync_calcom_requests_total{")
+                && l.contains(&format!(r#"account="{ACCOUNT}""#))
                 && l.contains(r#"endpoint="list_event_types""#)
                 && l.contains(r#"code="200""#)
         })
