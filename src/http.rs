@@ -24,8 +24,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, PushRefused};
 use crate::domain::{ServiceId, visibility_label};
+use crate::reconcile::ManualPushError;
 use crate::store::{DriftRecord, DriftState};
 
 /// Request bodies above this are refused (the API takes no large input).
@@ -219,11 +220,23 @@ async fn api(
                     StatusCode::OK,
                     &serde_json::to_value(done).unwrap_or_default(),
                 ),
-                Err((status, e)) => error(status, &e),
+                Err(e) => error(push_status(&e), &e.to_string()),
             },
             Err(_) => error(StatusCode::BAD_REQUEST, "service id must be a number"),
         },
         _ => error(StatusCode::NOT_FOUND, "no such operator endpoint"),
+    }
+}
+
+/// The HTTP status of a refused push.
+fn push_status(e: &PushRefused) -> StatusCode {
+    match e {
+        PushRefused::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
+        PushRefused::Push(ManualPushError::NoSuchService(_)) => StatusCode::NOT_FOUND,
+        PushRefused::Push(ManualPushError::NotLinked(_) | ManualPushError::NoAccount { .. }) => {
+            StatusCode::CONFLICT
+        }
+        PushRefused::Push(_) => StatusCode::BAD_GATEWAY,
     }
 }
 

@@ -179,7 +179,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run => {
             let (settings, path) = settings(&cli, true)?;
             let guard = logs(&settings, Console::Stdout)?;
-            calsync::daemon::run(settings, path, cli.config.is_some(), guard).await
+            // SIGTERM and SIGINT stop the daemon; registered before it serves, so
+            // a signal that arrives once it answers is never the default action.
+            let stop = tokio_util::sync::CancellationToken::new();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    stop.cancel();
+                });
+            }
+            calsync::daemon::run(
+                settings,
+                path,
+                cli.config.is_some(),
+                guard,
+                calsync::http::serve,
+                stop,
+            )
+            .await
         }
         Command::Simulate(args) => {
             let token = tokio_util::sync::CancellationToken::new();
