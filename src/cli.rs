@@ -99,4 +99,11 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// A self-contained tour: temporary SQLite, simulator, and the protection scenarios.
     Demo,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), as installed for `man calsync`.
+    Manpage,
 }

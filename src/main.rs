@@ -217,5 +217,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Demo => calsync::demo::run().await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "calsync", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Manpage => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(exit::OK)
+        }
     }
 }

@@ -694,3 +694,28 @@ async fn check_config_connect_reports_the_database_and_each_key() {
     assert!(bad.stderr.contains("account berlin:"), "{bad:?}");
     assert!(bad.stderr.contains("401"), "{bad:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_the_manual_page_are_printed_without_a_config() {
+    for (shell, marker) in [
+        ("bash", "complete -F _calsync"),
+        ("zsh", "#compdef calsync"),
+        ("fish", "complete -c calsync"),
+    ] {
+        let run = calsync(&["completions", shell], &[], &[]).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains(marker), "{shell}: {}", run.stdout);
+    }
+    let man = calsync(&["manpage"], &[], &[]).await;
+    assert_eq!(man.code, 0, "{man:?}");
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH calsync 1"),
+        "{man:?}"
+    );
+    assert!(
+        man.stdout.contains(r"check\-config"),
+        "the subcommands are listed"
+    );
+    let bad = calsync(&["completions", "tcsh"], &[], &[]).await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
