@@ -27,12 +27,35 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
+    let json = wants_json(&cli.command);
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
+            if json {
+                // Scripts that asked for JSON get the failure as JSON on stdout too.
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "schema_version": calsync::reconcile::report::SCHEMA_VERSION,
+                        "error": { "message": format!("{e:#}") },
+                    })
+                );
+            }
             ExitCode::from(exit::FAILURE)
         }
+    }
+}
+
+/// Whether the command was asked for JSON output.
+fn wants_json(command: &Command) -> bool {
+    use calsync::cli::Format;
+    match command {
+        Command::Once { format, .. }
+        | Command::Plan { format, .. }
+        | Command::Drift { format, .. }
+        | Command::Push { format, .. } => *format == Format::Json,
+        _ => false,
     }
 }
 

@@ -131,6 +131,8 @@ impl Reconciler {
         policy: Policy,
         options: PassOptions,
     ) -> PassReport {
+        let started_at = Utc::now();
+        let clock = Instant::now();
         let companies: HashMap<i64, usize> = all.iter().fold(HashMap::new(), |mut m, a| {
             *m.entry(a.company_id).or_default() += 1;
             m
@@ -164,7 +166,11 @@ impl Reconciler {
             }
         }
         PassReport {
+            schema_version: super::report::SCHEMA_VERSION,
             dry_run: options.dry_run,
+            started_at,
+            finished_at: Utc::now(),
+            duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
             accounts: reports
                 .into_iter()
                 .zip(selected)

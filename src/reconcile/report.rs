@@ -176,11 +176,34 @@ impl AccountReport {
     }
 }
 
+/// Version of the JSON shape of a [`PassReport`] (`once` and `plan --format json`,
+/// `POST /api/v1/reconcile`); `docs/pass-report.schema.json` describes it. Bumped
+/// when a field changes meaning or is removed (additions keep it).
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// A whole pass.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PassReport {
+    pub schema_version: u32,
     pub dry_run: bool,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: u64,
     pub accounts: Vec<AccountReport>,
+}
+
+impl Default for PassReport {
+    fn default() -> Self {
+        let now = chrono::Utc::now();
+        Self {
+            schema_version: SCHEMA_VERSION,
+            dry_run: false,
+            started_at: now,
+            finished_at: now,
+            duration_ms: 0,
+            accounts: Vec::new(),
+        }
+    }
 }
 
 impl PassReport {

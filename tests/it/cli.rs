@@ -719,3 +719,64 @@ async fn completions_and_the_manual_page_are_printed_without_a_config() {
     let bad = calsync(&["completions", "tcsh"], &[], &[]).await;
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+/// The JSON a command printed, checked against `docs/pass-report.schema.json`.
+fn assert_schema_valid(value: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/pass-report.schema.json"),
+        )
+        .expect("reading the schema"),
+    )
+    .expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{value:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_and_plan_json_follow_the_published_schema_even_when_they_fail() {
+    let setup = Setup::new().await;
+    let (et, _) = setup.imported_haircut().await;
+    setup
+        .calcom
+        .edit_event_type(et, json!({"lengthInMinutes": 45}));
+    setup.calcom.create_event_type(
+        API_KEY,
+        json!({"title": "Broken", "slug": "broken", "lengthInMinutes": 0}),
+    );
+
+    let plan = setup.run(&["plan", "--format", "json"]).await;
+    assert_eq!(plan.code, 1, "{plan:?}");
+    let report = plan.json();
+    assert_schema_valid(&report);
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["dry_run"], true);
+
+    let once = setup.run(&["once", "--format", "json"]).await;
+    assert_eq!(once.code, 2, "an unreadable record: {once:?}");
+    let report = once.json();
+    assert_schema_valid(&report);
+    assert_eq!(report["accounts"][0]["result"], "partial");
+    assert!(report["duration_ms"].is_u64());
+
+    // A command that fails as a whole still prints JSON on stdout.
+    let failed = setup
+        .run_with_env(
+            &["once", "--format", "json"],
+            &[("CALSYNC_SYNC__SCHEDULE", "never")],
+        )
+        .await;
+    assert_eq!(failed.code, 2, "{failed:?}");
+    let error = failed.json();
+    assert_schema_valid(&error);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sync.schedule")),
+        "{error}"
+    );
+}
