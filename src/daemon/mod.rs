@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Settings;
 use crate::reconcile::{PassOptions, PassReport, Reconciler};
@@ -270,10 +270,7 @@ impl Daemon {
             match self.pass_lock.try_lock() {
                 Ok(g) => g,
                 Err(_) => {
-                    self.metrics.reconcile_skipped_total.inc();
-                    warn!(
-                        "A scheduled pass was skipped because the previous one is still running; consider a longer sync.schedule."
-                    );
+                    crate::telemetry::events::PassSkipped.emit(&self.metrics);
                     return Err(Refused::Busy);
                 }
             }

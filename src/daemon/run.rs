@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::info;
 
 use super::lease::keep_lease;
 use super::ticks::{Schedule, Tick};
@@ -18,6 +17,9 @@ use super::{Daemon, Role, notify};
 use crate::app::{self, App};
 use crate::config::{Config, Settings};
 use crate::reconcile::Reconciler;
+use crate::telemetry::events::{
+    ConfigReloadRejected, ConfigReloaded, DatabaseNotReady, PassSkipped, ShutdownTimedOut,
+};
 use crate::telemetry::logging::LogGuard;
 use crate::telemetry::metrics::Metrics;
 
@@ -40,7 +42,11 @@ async fn connect_until_ready(
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                error!(error = %message, retry_in_secs = delay.as_secs(), "Database not ready; retrying. Check database.url and that the server is up (and `calsync migrate` ran).");
+                DatabaseNotReady {
+                    error: &message,
+                    retry_in_secs: delay.as_secs(),
+                }
+                .emit(&daemon.metrics);
                 daemon.health().db_error = Some(message);
             }
         }
@@ -142,8 +148,7 @@ where
                         // tick; nothing was missed.
                         continue;
                     }
-                    daemon.metrics.reconcile_skipped_total.inc();
-                    warn!("A scheduled pass was skipped because the previous one is still running; consider a longer sync.schedule.");
+                    PassSkipped.emit(&daemon.metrics);
                     continue;
                 }
                 let d = daemon.clone();
@@ -167,10 +172,10 @@ where
     if let Some((handle, _)) = running
         && tokio::time::timeout(limit, handle).await.is_err()
     {
-        warn!(
-            timeout_secs = limit.as_secs(),
-            "The running pass did not finish within sync.shutdown_timeout_secs; stopping anyway (its account transactions roll back and the next start redoes the work)."
-        );
+        ShutdownTimedOut {
+            timeout_secs: limit.as_secs(),
+        }
+        .emit();
     }
     // Given back explicitly so a standby takes over at its next attempt rather
     // than when the server notices the closed connection.
@@ -199,17 +204,15 @@ async fn reload(
     match loaded {
         Ok(new) => {
             let old = daemon.settings();
-            if new.database_url_differs(&old) || new.listen != old.listen {
-                warn!(
-                    "database.url and server.listen changes take effect only after a restart; the other changes are applied now."
-                );
-            }
+            let needs_restart = new.database_url_differs(&old) || new.listen != old.listen;
             if let Some((schedule, ticks)) = schedule
                 && new.schedule != old.schedule
                 && let Err(e) = schedule.set(&new.schedule, ticks).await
             {
-                error!(error = %e, "Config reload rejected: the new schedule cannot be used; the old configuration stays in force.");
-                daemon.metrics.config_last_reload_successful.set(0);
+                ConfigReloadRejected {
+                    error: &format!("the new sync.schedule cannot be used: {e}"),
+                }
+                .emit(&daemon.metrics);
                 notify(&[sd_notify::NotifyState::Ready]);
                 return;
             }
@@ -223,18 +226,18 @@ async fn reload(
             for a in &new.accounts {
                 daemon.metrics.init_account(&a.name);
             }
-            info!(accounts = new.accounts.len(), schedule = %new.schedule, "Configuration reloaded.");
-            daemon.metrics.config_last_reload_successful.set(1);
-            daemon
-                .metrics
-                .config_last_reload_success_timestamp_seconds
-                .set(Utc::now().timestamp() as f64);
+            ConfigReloaded {
+                accounts: new.accounts.len(),
+                schedule: &new.schedule,
+                needs_restart,
+            }
+            .emit(&daemon.metrics);
             *daemon.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         }
-        Err(e) => {
-            error!(error = %e, "Config reload rejected; the old configuration stays in force. Fix the file and send SIGHUP again (systemctl reload calsync).");
-            daemon.metrics.config_last_reload_successful.set(0);
+        Err(e) => ConfigReloadRejected {
+            error: &e.to_string(),
         }
+        .emit(&daemon.metrics),
     }
     notify(&[sd_notify::NotifyState::Ready]);
 }

@@ -380,3 +380,88 @@ impl AccountFailed<'_> {
         );
     }
 }
+
+/// A scheduled pass found the previous one still running and did not start.
+pub struct PassSkipped;
+
+impl PassSkipped {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.reconcile_skipped_total.inc();
+        warn!(
+            "A scheduled pass was skipped because the previous one is still running; consider a longer sync.schedule."
+        );
+    }
+}
+
+/// A SIGHUP reload was refused; the configuration in force stays.
+pub struct ConfigReloadRejected<'a> {
+    pub error: &'a str,
+}
+
+impl ConfigReloadRejected<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.config_last_reload_successful.set(0);
+        error!(
+            error = self.error,
+            "Config reload rejected; the old configuration stays in force. Fix the file (`calsync check-config`) and send SIGHUP again (systemctl reload calsync)."
+        );
+    }
+}
+
+/// A SIGHUP reload was applied.
+pub struct ConfigReloaded<'a> {
+    pub accounts: usize,
+    pub schedule: &'a str,
+    /// Changes that need a restart (`database.url`, `server.listen`).
+    pub needs_restart: bool,
+}
+
+impl ConfigReloaded<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.config_last_reload_successful.set(1);
+        metrics
+            .config_last_reload_success_timestamp_seconds
+            .set(chrono::Utc::now().timestamp() as f64);
+        if self.needs_restart {
+            warn!(
+                "database.url and server.listen changes take effect only after a restart (systemctl restart calsync); the other changes are applied now."
+            );
+        }
+        info!(
+            accounts = self.accounts,
+            schedule = self.schedule,
+            "Configuration reloaded."
+        );
+    }
+}
+
+/// The database is not (yet) usable; the daemon retries and is not ready.
+pub struct DatabaseNotReady<'a> {
+    pub error: &'a str,
+    pub retry_in_secs: u64,
+}
+
+impl DatabaseNotReady<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.ready.set(0);
+        error!(
+            error = self.error,
+            retry_in_secs = self.retry_in_secs,
+            "Database not ready; retrying. Check database.url and that the server is up (and `calsync migrate` ran)."
+        );
+    }
+}
+
+/// The running pass outlived `sync.shutdown_timeout_secs` at shutdown.
+pub struct ShutdownTimedOut {
+    pub timeout_secs: u64,
+}
+
+impl ShutdownTimedOut {
+    pub fn emit(&self) {
+        warn!(
+            timeout_secs = self.timeout_secs,
+            "The running pass did not finish within sync.shutdown_timeout_secs; stopping anyway (its account transactions roll back and the next start redoes the work)."
+        );
+    }
+}
