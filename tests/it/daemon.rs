@@ -550,6 +550,39 @@ fn collect_exprs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// A real Prometheus scraping these calsync ports every second with the shipped
+/// rules, on a free port of its own; killed when dropped.
+fn start_prometheus(bin: &Path, dir: &Path, targets: &[u16]) -> (tokio::process::Child, u16) {
+    let port = free_port();
+    std::fs::create_dir_all(dir).unwrap();
+    let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: [{}]\n",
+            repo().join("alerts/calsync.rules.yml").display(),
+            targets.join(", ")
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg("--web.console.templates=/dev/null")
+        .arg("--web.console.libraries=/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, port)
+}
+
 fn prometheus_bin() -> Option<PathBuf> {
     let p = PathBuf::from("/usr/bin/prometheus");
     if p.exists() {
@@ -579,33 +612,8 @@ async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
     };
     let app = start("*/2 * * * * *").await;
     app.wait_ready().await;
-    let prom_port = free_port();
-    let prom_dir = app.dir.path().join("prom");
-    std::fs::create_dir_all(&prom_dir).unwrap();
-    let prom_cfg = prom_dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            repo().join("alerts/calsync.rules.yml").display(),
-            app.port
-        ),
-    )
-    .unwrap();
-    let mut prom = Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            prom_dir.join("data").display()
-        ))
-        .arg("--web.console.templates=/dev/null")
-        .arg("--web.console.libraries=/dev/null")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut prom, prom_port) =
+        start_prometheus(&prometheus, &app.dir.path().join("prom"), &[app.port]);
 
     let http = reqwest::Client::new();
     // Baseline scrape first, so the counter's rise is visible to increase().
@@ -692,34 +700,11 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
     // Never migrated: it keeps retrying and never becomes ready.
     let unmigrated = start_with("*/2 * * * * *", 0, KEY, false).await;
 
-    let prom_port = free_port();
-    let prom_dir = revoked.dir.path().join("prom");
-    std::fs::create_dir_all(&prom_dir).unwrap();
-    let prom_cfg = prom_dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
-            repo().join("alerts/calsync.rules.yml").display(),
-            revoked.port,
-            unmigrated.port,
-        ),
-    )
-    .unwrap();
-    let mut prom = Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            prom_dir.join("data").display()
-        ))
-        .arg("--web.console.templates=/dev/null")
-        .arg("--web.console.libraries=/dev/null")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut prom, prom_port) = start_prometheus(
+        &prometheus,
+        &revoked.dir.path().join("prom"),
+        &[revoked.port, unmigrated.port],
+    );
     let http = reqwest::Client::new();
 
     // A bad file on SIGHUP: rejected, the old configuration stays.

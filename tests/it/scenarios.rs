@@ -11,19 +11,10 @@ use calsync::reconcile::PassReport;
 use calsync::reconcile::report::Item;
 use serde_json::{Value, json};
 
-use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, scenario};
+use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, haircut, scenario};
 use crate::support::db::{PlatformService, TestBackend, backend_tests};
 
 // ---------------------------------------------------------------- fixtures
-
-fn haircut() -> Value {
-    json!({
-        "title": "Haircut",
-        "slug": "haircut",
-        "lengthInMinutes": 30,
-        "description": "Wash, cut and finish.",
-    })
-}
 
 /// Paid through Stripe (90.00 EUR), with a stale top-level price that must be
 /// ignored because the Stripe app is enabled.

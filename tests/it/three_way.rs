@@ -8,17 +8,8 @@ use calsync::simulate::{ListingRace, Normalise};
 use calsync::store::{DriftRecord, DriftState};
 use serde_json::{Value, json};
 
-use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, scenario};
+use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, haircut, scenario};
 use crate::support::db::{PlatformService, backend_tests};
-
-fn haircut() -> Value {
-    json!({
-        "title": "Haircut",
-        "slug": "haircut",
-        "lengthInMinutes": 30,
-        "description": "Wash, cut and finish.",
-    })
-}
 
 async fn imported(app: &TestApp, fields: Value) -> (i64, ServiceId) {
     let et = app.given_event_type(fields);

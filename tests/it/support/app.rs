@@ -667,3 +667,13 @@ macro_rules! scenario {
     };
 }
 pub(crate) use scenario;
+
+/// A plain event type most scenarios start from.
+pub fn haircut() -> serde_json::Value {
+    serde_json::json!({
+        "title": "Haircut",
+        "slug": "haircut",
+        "lengthInMinutes": 30,
+        "description": "Wash, cut and finish.",
+    })
+}
