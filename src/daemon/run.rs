@@ -162,6 +162,10 @@ where
     }
 
     daemon.stopping.cancel();
+    if let Some(r) = daemon.reconciler.get() {
+        // Account passes that have not begun writing stop now.
+        r.stop_before_writing();
+    }
     info!("Stopping: no new passes; letting the running one commit.");
     notify(&[sd_notify::NotifyState::Stopping]);
     schedule.stop().await;

@@ -47,7 +47,13 @@ pub struct Reconciler {
     calcom: CalcomClient,
     metrics: Arc<Metrics>,
     clients: Mutex<HashMap<String, (String, AccountClient)>>,
+    /// Cancelled at shutdown: account passes that have not started writing stop
+    /// (nothing of theirs is written); those writing finish.
+    stopping: tokio_util::sync::CancellationToken,
 }
+
+/// The stage an account pass reports when it stopped for a shutdown.
+const STOPPED: &str = "stopped";
 
 /// Why a manual push did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +102,14 @@ impl Reconciler {
             calcom,
             metrics,
             clients: Mutex::new(HashMap::new()),
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Shutdown: account passes still listing or planning stop before they write
+    /// anything; a pass already writing commits. New passes stop at once.
+    pub fn stop_before_writing(&self) {
+        self.stopping.cancel();
     }
 
     pub fn store(&self) -> &Store {
@@ -202,6 +215,10 @@ impl Reconciler {
             .await;
         let mut report = match result {
             Ok(r) => r,
+            Err((STOPPED, error)) => {
+                info!(account = %account.name, "Account pass stopped before writing because calsync is shutting down; the next start does the work.");
+                return AccountReport::failed(&account.name, error);
+            }
             Err((stage, error)) => {
                 AccountFailed {
                     account: &account.name,
@@ -272,10 +289,19 @@ impl Reconciler {
         started_at: chrono::NaiveDateTime,
     ) -> Result<AccountReport, (&'static str, String)> {
         let client = self.client_for(account);
-        let listing = client
-            .list_all(&account.team_ids, account.org_id)
-            .await
-            .map_err(|e| ("list", e.to_string()))?;
+        let stopped = || {
+            (
+                STOPPED,
+                "calsync is stopping; nothing was written for this account, the next start does it"
+                    .to_owned(),
+            )
+        };
+        let listing = tokio::select! {
+            listed = client.list_all(&account.team_ids, account.org_id) => {
+                listed.map_err(|e| ("list", e.to_string()))?
+            }
+            _ = self.stopping.cancelled() => return Err(stopped()),
+        };
         let ids = listing.ids();
         let snapshot = store
             .load_account(AccountScope {
@@ -315,6 +341,10 @@ impl Reconciler {
             return Ok(report);
         }
 
+        // The last moment to stop without leaving anything half done.
+        if self.stopping.is_cancelled() {
+            return Err(stopped());
+        }
         // Cal.com values about to be pushed over reach the ledger first.
         let announced = self
             .record_intents(store, &p)

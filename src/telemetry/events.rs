@@ -70,15 +70,33 @@ impl ProtectionTriggered<'_> {
         } else {
             "kept the platform values and recorded the Cal.com values in the drift ledger; see `calsync drift`, then change the platform or push it back with `calsync push --service ID`"
         };
-        warn!(
-            account = self.account,
-            service_id = self.service_id.0,
-            service_name = self.service_name,
-            event_type_id = self.event_type_id.0,
-            fields = %field_names(self.fields),
-            diff = %side_by_side(self.fields),
-            "PROTECTION: {what}; {action}."
-        );
+        // One line per field, each value a field of its own (structured in JSON
+        // logs): `field`, `platform`, `calcom` and, when there is one, `baseline`.
+        for d in self.fields {
+            match &d.baseline {
+                Some(baseline) => warn!(
+                    account = self.account,
+                    service_id = self.service_id.0,
+                    service_name = self.service_name,
+                    event_type_id = self.event_type_id.0,
+                    field = d.field.as_str(),
+                    platform = d.platform.as_str(),
+                    calcom = d.calcom.as_str(),
+                    baseline = baseline.as_str(),
+                    "PROTECTION: {what}; {action}."
+                ),
+                None => warn!(
+                    account = self.account,
+                    service_id = self.service_id.0,
+                    service_name = self.service_name,
+                    event_type_id = self.event_type_id.0,
+                    field = d.field.as_str(),
+                    platform = d.platform.as_str(),
+                    calcom = d.calcom.as_str(),
+                    "PROTECTION: {what} (no baseline yet, so calsync cannot tell which side changed it); {action}."
+                ),
+            }
+        }
     }
 }
 
@@ -182,15 +200,18 @@ impl CalcomOverwriteApplied<'_> {
                 .with_label_values(&[self.account, d.field.as_str()])
                 .inc();
         }
-        warn!(
-            account = self.account,
-            service_id = self.service_id.0,
-            service_name = self.service_name,
-            event_type_id = self.event_type_id.0,
-            fields = %field_names(self.fields),
-            diff = %side_by_side(self.fields),
-            "OVERWRITE: sync.allow_calcom_overwrites is on, so Cal.com's values replaced the platform's (old values are in the drift ledger); turn it off to protect the platform again."
-        );
+        for d in self.fields {
+            warn!(
+                account = self.account,
+                service_id = self.service_id.0,
+                service_name = self.service_name,
+                event_type_id = self.event_type_id.0,
+                field = d.field.as_str(),
+                platform = d.platform.as_str(),
+                calcom = d.calcom.as_str(),
+                "OVERWRITE: sync.allow_calcom_overwrites is on, so Cal.com's value replaced the platform's (the old value is in the drift ledger); turn it off to protect the platform again."
+            );
+        }
     }
 }
 

@@ -510,11 +510,11 @@ async fn protection_lines_keep_the_word_and_both_values_in_json_logs() {
     );
     assert_eq!(fields["service_id"], id.0);
     assert_eq!(fields["event_type_id"], et);
-    assert_eq!(fields["fields"], "duration_minutes");
-    assert_eq!(
-        fields["diff"],
-        "duration_minutes: platform=\"30\" calcom=\"45\" baseline=\"30\""
-    );
+    // Structured: each value is a key of its own.
+    assert_eq!(fields["field"], "duration_minutes");
+    assert_eq!(fields["platform"], "30");
+    assert_eq!(fields["calcom"], "45");
+    assert_eq!(fields["baseline"], "30");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

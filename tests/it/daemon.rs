@@ -745,6 +745,36 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
     );
 }
 
+#[tokio::test]
+async fn sigterm_stops_a_pass_that_has_not_started_writing() {
+    let daemon = start("*/2 * * * * *").await;
+    daemon.wait_ready().await;
+    // Every listing now takes 15 s: the next pass is caught listing.
+    daemon.sim.inject_fault(calsync::simulate::Fault {
+        method: Some("GET".into()),
+        path_prefix: Some("/v2/event-types".into()),
+        api_key: None,
+        kind: calsync::simulate::FaultKind::Delay { ms: 15_000 },
+        times: 0,
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let asked = Instant::now();
+    let (code, logs) = daemon.stop().await;
+
+    assert_eq!(code, 0, "{logs}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "stopping waited for a listing that had nothing to commit: {:?}\n{logs}",
+        asked.elapsed()
+    );
+    assert!(logs.contains("stopped before writing"), "{logs}");
+    assert!(
+        !logs.contains("Reconcile pass failed"),
+        "a shutdown is not a failure:\n{logs}"
+    );
+}
+
 #[test]
 fn the_default_shutdown_timeout_fits_the_units_stop_timeout() {
     let unit = std::fs::read_to_string(repo().join("systemd/calsync.service")).unwrap();
