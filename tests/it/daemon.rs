@@ -2,7 +2,7 @@
 //! the HTTP surface, the operator API, SIGHUP/SIGTERM, and a real Prometheus
 //! server scraping it and evaluating the alert rules.
 
-use crate::support::net::free_port;
+use crate::support::net::{free_port, wait_listening, wait_ok};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -169,16 +169,7 @@ impl Running {
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "/readyz never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ok(&self.http, &self.url("/readyz")).await;
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -686,17 +677,7 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
     // Migrated, but its account's key is refused by Cal.com from the start.
     let revoked = start_with("*/2 * * * * *", 0, "cal_live_revoked_0000000000", true).await;
     // Its signal handlers are installed before /metrics answers.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while revoked
-        .http
-        .get(revoked.url("/metrics"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "/metrics never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(&revoked.http, &revoked.url("/metrics")).await;
     // Never migrated: it keeps retrying and never becomes ready.
     let unmigrated = start_with("*/2 * * * * *", 0, KEY, false).await;
 

@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::app::{AccountSpec, accounts_toml};
 use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh};
 use crate::support::net::free_port;
 
@@ -57,50 +58,6 @@ const WAIT: Duration = Duration::from_secs(25);
 
 // ====================================================================== rig
 
-/// One `[[accounts]]` entry.
-#[derive(Clone)]
-struct Acct {
-    name: &'static str,
-    company: i64,
-    key: &'static str,
-    teams: Vec<i64>,
-    /// Whether the simulator knows the key.
-    known: bool,
-}
-
-fn acct(name: &'static str, company: i64, key: &'static str) -> Acct {
-    Acct {
-        name,
-        company,
-        key,
-        teams: Vec::new(),
-        known: true,
-    }
-}
-
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-fn settings_toml(database_url: &str, base_url: &str, calcom: &str, accounts: &[Acct]) -> String {
-    let mut text = format!(
-        "[database]\nurl = {}\nmax_connections = 4\n\n[calcom]\nbase_url = {}\n{calcom}\n",
-        toml_string(database_url),
-        toml_string(base_url),
-    );
-    for a in accounts {
-        let teams: Vec<String> = a.teams.iter().map(i64::to_string).collect();
-        text.push_str(&format!(
-            "\n[[accounts]]\nname = {}\ncompany_id = {}\napi_key = {}\nteam_ids = [{}]\n",
-            toml_string(a.name),
-            a.company,
-            toml_string(a.key),
-            teams.join(", ")
-        ));
-    }
-    text
-}
-
 /// A database, the simulator, and calsync talking to the simulator through a
 /// counting TCP proxy (so a scenario can tell how much of a body calsync read).
 struct Rig {
@@ -109,19 +66,19 @@ struct Rig {
     wire: TcpProxy,
     app: App,
     metrics: Arc<Metrics>,
-    accounts: Vec<Acct>,
+    accounts: Vec<AccountSpec>,
 }
 
 impl Rig {
-    async fn start(backend: TestBackend, accounts: Vec<Acct>) -> Rig {
+    async fn start(backend: TestBackend, accounts: Vec<AccountSpec>) -> Rig {
         let db = fresh(backend).await;
         let sim = Simulator::start(
             "127.0.0.1:0".parse().expect("loopback"),
             SimConfig {
                 api_keys: accounts
                     .iter()
-                    .filter(|a| a.known)
-                    .map(|a| a.key.to_owned())
+                    .filter(|a| a.valid)
+                    .map(|a| a.api_key.clone())
                     .collect(),
                 rate_limit: 100_000,
                 ..SimConfig::default()
@@ -196,7 +153,7 @@ impl Rig {
         let path = dir.join("calsync.toml");
         std::fs::write(
             &path,
-            settings_toml(
+            accounts_toml(
                 &self.db.url,
                 &self.sim.base_url(),
                 CALCOM_OPTIONS,
@@ -213,10 +170,10 @@ impl Rig {
 async fn open_app(
     database_url: &str,
     base_url: &str,
-    accounts: &[Acct],
+    accounts: &[AccountSpec],
     metrics: Arc<Metrics>,
 ) -> App {
-    let text = settings_toml(database_url, base_url, CALCOM_OPTIONS, accounts);
+    let text = accounts_toml(database_url, base_url, CALCOM_OPTIONS, accounts);
     let settings = Config::from_toml(&text)
         .unwrap_or_else(|e| panic!("settings do not parse: {e}\n{text}"))
         .validate()
@@ -453,7 +410,7 @@ fn block_ends(entries: &[RequestLogEntry], block_ms: u64) -> Vec<Option<u64>> {
 async fn a_429_storm_silences_the_key_until_each_block_passes_and_the_pass_then_completes() {
     let rig = Rig::start(
         TestBackend::Sqlite,
-        vec![acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
+        vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
     .await;
     let ids: Vec<i64> = (0..3)
@@ -612,8 +569,8 @@ async fn listing_failure_changes_nothing_for_the_account(case: ListingFault) {
     let rig = Rig::start(
         TestBackend::Sqlite,
         vec![
-            acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
-            acct(LISBON, LISBON_COMPANY, LISBON_KEY),
+            AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
+            AccountSpec::new(LISBON, LISBON_COMPANY, LISBON_KEY),
         ],
     )
     .await;
@@ -848,7 +805,7 @@ async fn a_100_mb_body_is_cut_off_at_max_body_bytes_without_reading_it() {
     // A response no bigger than the cap must pass, so the cap is the only reason.
     let rig = Rig::start(
         TestBackend::Sqlite,
-        vec![acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
+        vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
     .await;
     let et = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
@@ -896,8 +853,8 @@ async fn slow_answers_within_the_timeout_are_waited_for_without_retrying() {
     let rig = Rig::start(
         TestBackend::Sqlite,
         vec![
-            acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
-            acct(LISBON, LISBON_COMPANY, LISBON_KEY),
+            AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
+            AccountSpec::new(LISBON, LISBON_COMPANY, LISBON_KEY),
         ],
     )
     .await;
@@ -952,7 +909,7 @@ async fn slow_answers_within_the_timeout_are_waited_for_without_retrying() {
 async fn a_5xx_backoff_grows_between_attempts() {
     let rig = Rig::start(
         TestBackend::Sqlite,
-        vec![acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
+        vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
     .await;
     rig.sim.inject_fault(
@@ -992,8 +949,8 @@ async fn a_failed_listing_exits_once_with_2_and_names_the_account() {
     let rig = Rig::start(
         TestBackend::Sqlite,
         vec![
-            acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
-            acct(LISBON, LISBON_COMPANY, LISBON_KEY),
+            AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
+            AccountSpec::new(LISBON, LISBON_COMPANY, LISBON_KEY),
         ],
     )
     .await;
@@ -1034,8 +991,8 @@ async fn a_failed_listing_exits_once_with_2_and_names_the_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_team_listing_fails_the_whole_account_and_orphans_nothing() {
-    let mut vienna = acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
-    vienna.teams.push(77);
+    let mut vienna = AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
+    vienna.team_ids.push(77);
     let rig = Rig::start(TestBackend::Sqlite, vec![vienna]).await;
     rig.sim.create_team(77, &[VIENNA_KEY]);
     let personal = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
@@ -1081,8 +1038,8 @@ async fn a_failing_team_listing_fails_the_whole_account_and_orphans_nothing() {
 // listing; a proxy's 404 page fails the account instead of orphaning services.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_404_page_for_the_personal_listing_orphans_nothing() {
-    let mut vienna = acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
-    vienna.teams.push(78);
+    let mut vienna = AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
+    vienna.team_ids.push(78);
     let rig = Rig::start(TestBackend::Sqlite, vec![vienna]).await;
     rig.sim.create_team(78, &[VIENNA_KEY]);
     let personal = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
@@ -1163,8 +1120,8 @@ backend_tests!(
         let rig = Rig::start(
             backend,
             vec![
-                acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
-                acct(LISBON, LISBON_COMPANY, LISBON_KEY),
+                AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
+                AccountSpec::new(LISBON, LISBON_COMPANY, LISBON_KEY),
             ],
         )
         .await;
@@ -1314,7 +1271,7 @@ backend_tests!(
 async fn a_listed_record_whose_id_cannot_be_read_orphans_nothing() {
     let rig = Rig::start(
         TestBackend::Sqlite,
-        vec![acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
+        vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
     .await;
     let kept = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
@@ -1363,13 +1320,13 @@ async fn a_listed_record_whose_id_cannot_be_read_orphans_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_fails_only_its_account_with_a_clear_error_and_is_counted() {
-    let revoked = Acct {
-        known: false,
-        ..acct(REVOKED, REVOKED_COMPANY, REVOKED_KEY)
-    };
+    let revoked = AccountSpec::new(REVOKED, REVOKED_COMPANY, REVOKED_KEY).revoked();
     let rig = Rig::start(
         TestBackend::Sqlite,
-        vec![revoked, acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
+        vec![
+            revoked,
+            AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
+        ],
     )
     .await;
     let et = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
@@ -1474,11 +1431,11 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
         &config,
         format!(
             "{}\n[sync]\nschedule = \"0 0 0 1 1 *\"\njitter_secs = 0\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
-            settings_toml(
+            accounts_toml(
                 &via_proxy(&db, &proxy),
                 &sim.base_url(),
                 CALCOM_OPTIONS,
-                &[acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)]
+                &[AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)]
             )
         ),
     )
@@ -1630,7 +1587,7 @@ struct MidPass {
 /// `proxy`, with a drift, a pending platform edit (pushed with a slow PATCH) and a
 /// new event type waiting.
 async fn mid_pass_setup(db: &TestDb, sim: &Simulator, proxy: &TcpProxy) -> (App, MidPass) {
-    let accounts = [acct(VIENNA, VIENNA_COMPANY, VIENNA_KEY)];
+    let accounts = [AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)];
     let direct = open_app(
         &db.url,
         &sim.base_url(),

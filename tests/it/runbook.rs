@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::support::app::{API_KEY, COMPANY};
 use crate::support::db::{TestBackend, fresh};
-use crate::support::net::free_port;
+use crate::support::net::{free_port, wait_listening};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -144,19 +144,7 @@ async fn rejected_reload(config: &Path) -> String {
         .expect("starting calsync run");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "calsync run never answered"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_listening(&http, &format!("http://127.0.0.1:{port}/healthz")).await;
     std::fs::write(config, "[sync]\nschedule = \"whenever\"\n").unwrap();
     let pid = child.id().expect("running").to_string();
     let kill = |sig: &str| {

@@ -379,24 +379,11 @@ impl Daemon {
 
     /// Waits until the server answers at all.
     async fn wait_listening(&self) {
-        let deadline = Instant::now() + WAIT;
-        while self.http.get(self.url("/healthz")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "calsync run never listened");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::support::net::wait_listening(&self.http, &self.url("/healthz")).await;
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "/readyz never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::support::net::wait_ok(&self.http, &self.url("/readyz")).await;
     }
 
     /// SIGTERM, then everything it printed.

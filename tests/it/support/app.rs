@@ -163,15 +163,29 @@ impl TestAppBuilder {
     }
 }
 
-fn toml_string(s: &str) -> String {
+/// A TOML string literal.
+pub fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
+/// The `[calcom]` options of the scenarios: fast retries, no throttling.
+const SCENARIO_CALCOM: &str = "timeout_secs = 20\nrequests_per_minute = 100000\nmax_attempts = 2\nretry_initial_delay_ms = 1\n";
+
 fn settings_toml(database_url: &str, base_url: &str, accounts: &[AccountSpec]) -> String {
+    accounts_toml(database_url, base_url, SCENARIO_CALCOM, accounts)
+}
+
+/// A config file: the database, `[calcom]` with `base_url` and the given option
+/// lines, and one `[[accounts]]` entry per spec. The one config writer of the
+/// test suite's rigs.
+pub fn accounts_toml(
+    database_url: &str,
+    base_url: &str,
+    calcom: &str,
+    accounts: &[AccountSpec],
+) -> String {
     let mut toml = format!(
-        "[database]\nurl = {}\nmax_connections = 4\n\n\
-         [calcom]\nbase_url = {}\ntimeout_secs = 20\nrequests_per_minute = 100000\n\
-         max_attempts = 2\nretry_initial_delay_ms = 1\n",
+        "[database]\nurl = {}\nmax_connections = 4\n\n[calcom]\nbase_url = {}\n{calcom}\n",
         toml_string(database_url),
         toml_string(base_url),
     );
