@@ -120,19 +120,46 @@ impl App {
 
     pub async fn pass(&self, names: &[String], dry_run: bool) -> anyhow::Result<PassReport> {
         let selected = self.select(names)?;
-        Ok(self
-            .reconciler
-            .pass(
-                &self.settings.accounts,
-                &selected,
-                self.settings.policy,
-                PassOptions {
-                    dry_run,
-                    max_concurrent_accounts: self.settings.max_concurrent_accounts,
-                    orphan_checks_per_pass: self.settings.orphan_checks_per_pass,
-                },
-            )
-            .await)
+        let pass = self.reconciler.pass(
+            &self.settings.accounts,
+            &selected,
+            self.settings.policy,
+            PassOptions {
+                dry_run,
+                max_concurrent_accounts: self.settings.max_concurrent_accounts,
+                orphan_checks_per_pass: self.settings.orphan_checks_per_pass,
+            },
+        );
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Ok(pass.await);
+        }
+        // On a terminal, a long pass shows how far it is, once a second.
+        let total = selected.len();
+        let before = self.reconciler.accounts_finished();
+        let started = std::time::Instant::now();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.tick().await;
+        tokio::pin!(pass);
+        let report = loop {
+            tokio::select! {
+                report = &mut pass => break report,
+                _ = tick.tick() => {
+                    let done = self.reconciler.accounts_finished().saturating_sub(before);
+                    eprint!(
+                        "\rcalsync: {done}/{total} accounts finished, {} s",
+                        started.elapsed().as_secs()
+                    );
+                }
+            }
+        };
+        if started.elapsed() >= std::time::Duration::from_secs(1) {
+            eprintln!(
+                "\rcalsync: {total}/{total} accounts finished in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(report)
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Reconciler {
     /// Cancelled at shutdown: account passes that have not started writing stop
     /// (nothing of theirs is written); those writing finish.
     stopping: tokio_util::sync::CancellationToken,
+    /// Account passes finished since start (progress on a terminal).
+    finished: std::sync::atomic::AtomicU64,
 }
 
 /// The stage an account pass reports when it stopped for a shutdown.
@@ -103,7 +105,13 @@ impl Reconciler {
             metrics,
             clients: Mutex::new(HashMap::new()),
             stopping: tokio_util::sync::CancellationToken::new(),
+            finished: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Account passes finished since this reconciler was built.
+    pub fn accounts_finished(&self) -> u64 {
+        self.finished.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Shutdown: account passes still listing or planning stop before they write
@@ -243,6 +251,8 @@ impl Reconciler {
             }
         };
         report.sql_statements = store.statements();
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !options.dry_run && report.result != "failure" {
             let c = &report.counts;
             AccountPassFinished {

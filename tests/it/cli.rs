@@ -780,3 +780,48 @@ async fn once_and_plan_json_follow_the_published_schema_even_when_they_fail() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_pass_shows_its_progress_on_a_terminal_and_not_in_a_pipe() {
+    let setup = Setup::new().await;
+    setup.calcom.create_event_type(
+        API_KEY,
+        json!({"title": "Cut", "slug": "cut", "lengthInMinutes": 30}),
+    );
+    // The listing takes 2.5 s: long enough for progress lines.
+    setup.calcom.inject_fault(calsync::simulate::Fault {
+        method: Some("GET".into()),
+        path_prefix: None,
+        api_key: None,
+        kind: calsync::simulate::FaultKind::Delay { ms: 2_500 },
+        times: 0,
+    });
+    // `script` runs calsync on a pseudo-terminal, as an operator's shell would.
+    let command = format!(
+        "{} --config {} once",
+        env!("CARGO_BIN_EXE_calsync"),
+        setup.config.display()
+    );
+    let mut script = tokio::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CALSYNC_") || name == "RUST_LOG" {
+            script.env_remove(name.as_ref());
+        }
+    }
+    let out = script
+        .output()
+        .await
+        .expect("running script(1) from util-linux");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(terminal.contains("accounts finished"), "{terminal}");
+
+    // In a pipe (logs to journald, a script), no progress noise.
+    let piped = setup.run(&["once"]).await;
+    assert_eq!(piped.code, 0, "{piped:?}");
+    assert!(!piped.stderr.contains("accounts finished"), "{piped:?}");
+}
