@@ -233,7 +233,7 @@ impl Reconciler {
                     stage,
                     error: &error,
                 }
-                .emit();
+                .emit((!options.dry_run).then_some(self.metrics.as_ref()));
                 if !options.dry_run {
                     let run = RunRecord {
                         account: account.name.clone(),
@@ -273,9 +273,12 @@ impl Reconciler {
         }
         if !options.dry_run {
             let m = &self.metrics;
-            m.reconcile_runs_total
-                .with_label_values(&[account.name.as_str(), report.result])
-                .inc();
+            // A failure was counted by its AccountFailed event.
+            if report.result != "failure" {
+                m.reconcile_runs_total
+                    .with_label_values(&[account.name.as_str(), report.result])
+                    .inc();
+            }
             m.reconcile_duration_seconds
                 .with_label_values(&[account.name.as_str()])
                 .observe(clock.elapsed().as_secs_f64());
@@ -670,7 +673,7 @@ impl Reconciler {
                 account,
                 linked: p.guarded_services,
             }
-            .emit();
+            .emit(&self.metrics);
         }
     }
 

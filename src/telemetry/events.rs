@@ -339,7 +339,11 @@ pub struct EmptyListingGuarded<'a> {
 }
 
 impl EmptyListingGuarded<'_> {
-    pub fn emit(&self) {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .empty_listings_guarded_total
+            .with_label_values(&[self.account])
+            .inc();
         warn!(
             account = self.account,
             linked_services = self.linked,
@@ -392,7 +396,13 @@ pub struct AccountFailed<'a> {
 }
 
 impl AccountFailed<'_> {
-    pub fn emit(&self) {
+    /// `metrics` is `None` for a dry run (`plan`), which counts nothing.
+    pub fn emit(&self, metrics: Option<&Metrics>) {
+        if let Some(m) = metrics {
+            m.reconcile_runs_total
+                .with_label_values(&[self.account, super::metrics::result::FAILURE])
+                .inc();
+        }
         error!(
             account = self.account,
             stage = self.stage,
@@ -483,6 +493,27 @@ impl ShutdownTimedOut {
         warn!(
             timeout_secs = self.timeout_secs,
             "The running pass did not finish within sync.shutdown_timeout_secs; stopping anyway (its account transactions roll back and the next start redoes the work)."
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_empty_listing_warning_and_its_counter_go_together() {
+        let m = Metrics::new();
+        EmptyListingGuarded {
+            account: "berlin",
+            linked: 2,
+        }
+        .emit(&m);
+        assert!(
+            m.encode()
+                .contains("calsync_empty_listings_guarded_total{account=\"berlin\"} 1"),
+            "{}",
+            m.encode()
         );
     }
 }

@@ -118,6 +118,8 @@ pub struct Metrics {
     pub listing_inconsistencies_total: IntCounterVec,
     /// `calsync_unreadable_records_total{account}`.
     pub unreadable_records_total: IntCounterVec,
+    /// `calsync_empty_listings_guarded_total{account}`.
+    pub empty_listings_guarded_total: IntCounterVec,
     /// `calsync_ready`: 1 while `/readyz` answers 200.
     pub ready: IntGauge,
     /// `calsync_config_last_reload_successful`.
@@ -213,6 +215,12 @@ impl Metrics {
             &registry,
             "calsync_unreadable_records_total",
             "Cal.com records skipped because calsync cannot read or store them; nothing was written from them.",
+            &["account"],
+        );
+        let empty_listings_guarded_total = counter_vec(
+            &registry,
+            "calsync_empty_listings_guarded_total",
+            "Passes in which Cal.com listed no event types although services are linked; nothing was orphaned.",
             &["account"],
         );
         let ready = IntGauge::with_opts(Opts::new(
@@ -327,6 +335,7 @@ impl Metrics {
             orphaned_services,
             listing_inconsistencies_total,
             unreadable_records_total,
+            empty_listings_guarded_total,
             ready,
             config_last_reload_successful,
             config_last_reload_success_timestamp_seconds,
@@ -365,6 +374,8 @@ impl Metrics {
         }
         self.imported_total.with_label_values(&[account]);
         self.unreadable_records_total.with_label_values(&[account]);
+        self.empty_listings_guarded_total
+            .with_label_values(&[account]);
         self.listing_inconsistencies_total
             .with_label_values(&[account]);
     }
@@ -460,6 +471,9 @@ impl Metrics {
         let _ = self
             .unreadable_records_total
             .remove_label_values(&[account]);
+        let _ = self
+            .empty_listings_guarded_total
+            .remove_label_values(&[account]);
         for status in SyncStatus::ALL {
             let _ = self
                 .services
@@ -519,7 +533,7 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 24] = [
+    const NAMES: [&str; 25] = [
         "calsync_protection_triggered_total",
         "calsync_calcom_overwrites_total",
         "calsync_drifted_services",
@@ -530,6 +544,7 @@ mod tests {
         "calsync_orphaned_services",
         "calsync_listing_inconsistencies_total",
         "calsync_unreadable_records_total",
+        "calsync_empty_listings_guarded_total",
         "calsync_ready",
         "calsync_config_last_reload_successful",
         "calsync_config_last_reload_success_timestamp_seconds",
@@ -573,6 +588,9 @@ mod tests {
             .with_label_values(&[account])
             .inc();
         m.unreadable_records_total
+            .with_label_values(&[account])
+            .inc();
+        m.empty_listings_guarded_total
             .with_label_values(&[account])
             .inc();
         m.event_types.with_label_values(&[account]).set(12);

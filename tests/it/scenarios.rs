@@ -801,6 +801,13 @@ scenario!(
 
         let account = only(&report);
         assert!(account.empty_listing_guarded, "{report:#?}");
+        assert_eq!(
+            app.metric(&format!(
+                "calsync_empty_listings_guarded_total{{account=\"{ACCOUNT}\"}}"
+            )),
+            Some(1.0),
+            "the warning and its counter go together"
+        );
         assert_eq!(account.counts.orphans, 0);
         assert!(
             report.to_text().contains("nothing was orphaned"),
