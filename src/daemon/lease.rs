@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::ticks::Tick;
 use super::{Daemon, LEASE_CHECK_MAX, LEASE_NAME, Role, notify};
@@ -89,7 +89,12 @@ impl Daemon {
                 // Once per streak: a database that is down would otherwise repeat
                 // the same line every few seconds.
                 if state.lease_error.replace(e.to_string()).is_none() {
-                    warn!(lease = LEASE_NAME, error = %e, retry_every_secs = self.lease_interval().as_secs_f64(), "Could not try the reconcile lease; standing by (no passes) and retrying. Check that the database is reachable.");
+                    crate::telemetry::events::LeaseUnavailable {
+                        lease: LEASE_NAME,
+                        error: &e.to_string(),
+                        retry_every_secs: self.lease_interval().as_secs_f64(),
+                    }
+                    .emit(&self.metrics);
                 }
                 false
             }

@@ -497,6 +497,25 @@ impl ShutdownTimedOut {
     }
 }
 
+/// The reconcile lease could not be tried: this replica runs no passes.
+pub struct LeaseUnavailable<'a> {
+    pub lease: &'a str,
+    pub error: &'a str,
+    pub retry_every_secs: f64,
+}
+
+impl LeaseUnavailable<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.leader.set(0);
+        warn!(
+            lease = self.lease,
+            error = self.error,
+            retry_every_secs = self.retry_every_secs,
+            "Could not try the reconcile lease; standing by (no passes) and retrying. Check that the database is reachable."
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
