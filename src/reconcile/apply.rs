@@ -826,12 +826,13 @@ impl Gauges {
             before.insert(s.id, s.sync_status);
         }
         let mut status = before.clone();
-        for c in &w.confirmations {
-            status.insert(c.id, SyncStatus::Synced);
+        let confirmed: HashSet<ServiceId> = w.confirmations.iter().map(|c| c.id).collect();
+        for id in &confirmed {
+            status.insert(*id, SyncStatus::Synced);
         }
         for m in &w.metadata {
             let was = before.get(&m.id).copied();
-            let confirmed = w.confirmations.iter().any(|c| c.id == m.id);
+            let confirmed = confirmed.contains(&m.id);
             status.insert(
                 m.id,
                 if was == Some(SyncStatus::Pending) && !confirmed {

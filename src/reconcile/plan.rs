@@ -19,8 +19,8 @@ use super::diff::{
 };
 use crate::calcom::{EventTypePatch, RecordError};
 use crate::domain::{
-    Agreed, Change, Comparable, DriftEntry, EventType, EventTypeId, Field, FieldDiff, Origin,
-    OverwriteGrant, Policy, Resolution, Service, ServiceId, SyncStatus,
+    Agreed, Change, Comparable, DriftEntry, EventType, EventTypeId, Field, Origin, OverwriteGrant,
+    Policy, Resolution, Service, ServiceId, SyncStatus,
 };
 use crate::store::{
     AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, LinkedService,
@@ -147,10 +147,6 @@ pub struct ServicePlan {
 impl ServicePlan {
     pub fn service(&self) -> &Service {
         &self.cmp.service
-    }
-
-    pub fn diffs(&self) -> Vec<FieldDiff> {
-        self.fields.iter().map(|f| f.change.diff()).collect()
     }
 
     /// Fields whose Cal.com value is recorded in the ledger (Cal.com-side changes).

@@ -215,14 +215,6 @@ impl DriftState {
             _ => None,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-            Self::All => "all",
-        }
-    }
 }
 
 /// An open ledger entry to close.
