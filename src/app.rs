@@ -10,8 +10,8 @@ use crate::calcom::CalcomClient;
 use crate::cli::Format;
 use crate::config::{Account, Settings};
 use crate::domain::ServiceId;
-use crate::reconcile::{PassOptions, PassReport, Reconciler};
-use crate::store::Store;
+use crate::reconcile::{DecidedBy, DecisionOutcome, PassOptions, PassReport, Reconciler};
+use crate::store::{DecisionKind, Store};
 use crate::telemetry::metrics::Metrics;
 
 /// Exit codes shared by every command.
@@ -190,26 +190,37 @@ pub fn print_pass(report: &PassReport, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `calsync drift`: the ledger entries in `state` (open by default).
+/// `calsync drift`: the ledger entries in `state` (open by default); with
+/// `--state all`, the decisions journal too.
 pub async fn print_drift(
     store: &Store,
     account: Option<&str>,
     state: crate::store::DriftState,
     format: Format,
 ) -> anyhow::Result<usize> {
+    use crate::store::DriftState;
     let records = store.drift_records(state, account).await?;
+    let decisions = if state == DriftState::All {
+        store.decisions(None, account, 200).await?
+    } else {
+        Vec::new()
+    };
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&drift_json(&records))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&drift_json(&records, &decisions))?
+        ),
         Format::Text if records.is_empty() => match state {
-            crate::store::DriftState::Open => {
+            DriftState::Open => {
                 println!("No open drift: Cal.com agrees with the platform.")
             }
-            crate::store::DriftState::Closed => println!("No closed drift entries."),
-            crate::store::DriftState::All => println!("The drift ledger is empty."),
+            DriftState::Acknowledged => println!("No acknowledged drift entries."),
+            DriftState::Closed => println!("No closed drift entries."),
+            DriftState::All => println!("The drift ledger is empty."),
         },
         Format::Text => {
             println!(
-                "{:>8}  {:>10}  {:<16}  {:<11}  {:<22}  {:<22}  {:<22}  {:<20}  {:>5}  state",
+                "{:>8}  {:>10}  {:<16}  {:<13}  {:<22}  {:<22}  {:<22}  {:<20}  {:>5}  state",
                 "service",
                 "event type",
                 "field",
@@ -220,16 +231,28 @@ pub async fn print_drift(
                 "first seen (UTC)",
                 "seen"
             );
+            let now = chrono::Utc::now().naive_utc();
             for r in &records {
                 let e = &r.entry;
-                let state = match (r.resolution, r.resolved_at) {
-                    (Some(res), Some(at)) => {
+                let state = match (r.resolution, r.resolved_at, &e.acknowledged) {
+                    (Some(res), Some(at), _) => {
                         format!("{} {}", res.as_str(), at.format("%Y-%m-%d %H:%M:%S"))
                     }
+                    (_, _, Some(a)) if a.until > now => format!(
+                        "open, acknowledged by {} until {} UTC: {}",
+                        a.by,
+                        a.until.format("%Y-%m-%d %H:%M:%S"),
+                        a.note
+                    ),
+                    (_, _, Some(a)) => format!(
+                        "open (acknowledgement by {} expired {} UTC)",
+                        a.by,
+                        a.until.format("%Y-%m-%d %H:%M:%S")
+                    ),
                     _ => "open".to_owned(),
                 };
                 println!(
-                    "{:>8}  {:>10}  {:<16}  {:<11}  {:<22}  {:<22}  {:<22}  {:<20}  {:>5}  {}",
+                    "{:>8}  {:>10}  {:<16}  {:<13}  {:<22}  {:<22}  {:<22}  {:<20}  {:>5}  {}",
                     e.service_id.0,
                     e.calcom_event_type_id.0,
                     e.field.as_str(),
@@ -244,20 +267,89 @@ pub async fn print_drift(
             }
             if records.iter().any(|r| r.resolved_at.is_none()) {
                 println!(
-                    "\nOpen entries: the platform values are in force. To repair Cal.com: `calsync push --service ID` (or set sync.repush_drifted = true); price must be changed in Cal.com itself. Closed entries are kept as history (`--state closed`)."
+                    "\nOpen entries: the platform values are in force. Decide: `calsync push --service ID` repairs Cal.com (or set sync.repush_drifted = true); `calsync drift adopt --service ID` takes Cal.com's values into the platform; `calsync drift ack --service ID --for 7d --note WHY` silences the alerts for a while; `[sync.ownership]` makes Cal.com the owner of a field for good. Price must be changed in Cal.com itself. Closed entries are kept as history (`--state closed`)."
                 );
             }
         }
     }
+    if format == Format::Text && state == DriftState::All {
+        print_decisions(&decisions);
+    }
     Ok(records.len())
 }
 
+fn print_decisions(decisions: &[crate::store::StoredDecision]) {
+    if decisions.is_empty() {
+        println!("\nNo decisions journaled.");
+        return;
+    }
+    println!("\nDecisions (newest first):");
+    for d in decisions {
+        let fields: Vec<&str> = d.fields.iter().map(|f| f.as_str()).collect();
+        let what = match d.service_id {
+            Some(s) => format!("service {s} {}", fields.join(",")),
+            None => format!("account {}", d.account.as_deref().unwrap_or("-")),
+        };
+        let until = d
+            .until
+            .map(|t| format!(" until {}", t.format("%Y-%m-%d %H:%M:%S")))
+            .unwrap_or_default();
+        let used = match (d.kind, d.consumed_at) {
+            (DecisionKind::Approve, Some(t)) => {
+                format!(" (used by the pass at {})", t.format("%Y-%m-%d %H:%M:%S"))
+            }
+            (DecisionKind::Approve, None) => " (not used yet)".to_owned(),
+            _ => String::new(),
+        };
+        println!(
+            "  {}  {:<13}  {what}{until}{used}  by {}{}",
+            d.decided_at.format("%Y-%m-%d %H:%M:%S"),
+            d.kind.as_str(),
+            d.decided_by,
+            d.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// One journaled decision as JSON.
+pub fn decision_json(d: &crate::store::StoredDecision) -> serde_json::Value {
+    serde_json::json!({
+        "id": d.id,
+        "kind": d.kind,
+        "account": d.account,
+        "service_id": d.service_id,
+        "fields": d.fields,
+        "note": d.note,
+        "decided_by": d.decided_by,
+        "decided_at": d.decided_at.and_utc().to_rfc3339(),
+        "until": d.until.map(|t| t.and_utc().to_rfc3339()),
+        "consumed_at": d.consumed_at.map(|t| t.and_utc().to_rfc3339()),
+    })
+}
+
 /// The drift ledger as JSON (the same for `calsync drift` and the operator API).
-pub fn drift_json(records: &[crate::store::DriftRecord]) -> serde_json::Value {
+/// Each entry carries the decisions taken on its field while it was open.
+pub fn drift_json(
+    records: &[crate::store::DriftRecord],
+    decisions: &[crate::store::StoredDecision],
+) -> serde_json::Value {
     records
         .iter()
         .map(|r| {
             let e = &r.entry;
+            let taken: Vec<serde_json::Value> = decisions
+                .iter()
+                .filter(|d| {
+                    d.service_id == Some(e.service_id)
+                        && d.fields.contains(&e.field)
+                        && d.decided_at >= e.first_seen_at
+                        && r.resolved_at.is_none_or(|end| d.decided_at <= end)
+                })
+                .map(decision_json)
+                .collect();
             serde_json::json!({
                 "service_id": e.service_id,
                 "calcom_event_type_id": e.calcom_event_type_id,
@@ -273,6 +365,10 @@ pub fn drift_json(records: &[crate::store::DriftRecord]) -> serde_json::Value {
                 "state": if r.resolved_at.is_some() { "closed" } else { "open" },
                 "resolution": r.resolved_at.and(r.resolution),
                 "resolved_at": r.resolved_at.map(|t| t.and_utc().to_rfc3339()),
+                "acknowledged_until": e.acknowledged.as_ref().map(|a| a.until.and_utc().to_rfc3339()),
+                "acknowledged_note": e.acknowledged.as_ref().map(|a| a.note.clone()),
+                "acknowledged_by": e.acknowledged.as_ref().map(|a| a.by.clone()),
+                "decisions": taken,
             })
         })
         .collect()
@@ -288,11 +384,148 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// Who runs a command: `--by`, else the OS user (`SUDO_USER` when run with
+/// sudo), else `unknown`.
+pub fn decided_by(by: Option<String>) -> String {
+    by.filter(|b| !b.trim().is_empty())
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// `calsync drift adopt|ack|unack`: prints what was decided; exit 0 done, 2
+/// refused (the error says why; nothing was changed).
+pub async fn decide_drift(app: &App, action: &crate::cli::DriftAction) -> anyhow::Result<u8> {
+    use crate::cli::DriftAction;
+    let r = &app.reconciler;
+    let (outcome, format) = match action {
+        DriftAction::Adopt {
+            service,
+            fields,
+            note,
+            by,
+            format,
+        } => {
+            let who = DecidedBy {
+                by: decided_by(by.clone()),
+                note: note.clone(),
+            };
+            (
+                r.adopt(
+                    &app.settings.accounts,
+                    app.settings.policy,
+                    ServiceId(*service),
+                    fields,
+                    &who,
+                )
+                .await,
+                *format,
+            )
+        }
+        DriftAction::Ack {
+            service,
+            fields,
+            for_,
+            until,
+            note,
+            by,
+            format,
+        } => {
+            let until = match (for_, until) {
+                (Some(d), _) => {
+                    chrono::Utc::now().naive_utc()
+                        + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX)
+                }
+                (None, Some(t)) => t.naive_utc(),
+                (None, None) => bail!("give --for DURATION or --until RFC3339"),
+            };
+            let who = DecidedBy {
+                by: decided_by(by.clone()),
+                note: Some(note.clone()),
+            };
+            (
+                r.acknowledge(ServiceId(*service), fields, until, &who)
+                    .await,
+                *format,
+            )
+        }
+        DriftAction::Unack {
+            service,
+            fields,
+            note,
+            by,
+            format,
+        } => {
+            let who = DecidedBy {
+                by: decided_by(by.clone()),
+                note: note.clone(),
+            };
+            (
+                r.unacknowledge(ServiceId(*service), fields, &who).await,
+                *format,
+            )
+        }
+    };
+    print_decision(outcome?, format)
+}
+
+/// `calsync approve --account NAME`.
+pub async fn approve(
+    app: &App,
+    account: &str,
+    note: Option<String>,
+    by: Option<String>,
+    format: Format,
+) -> anyhow::Result<u8> {
+    app.select(&[account.to_owned()])
+        .map_err(|e| anyhow::anyhow!("--account {account:?}: {e:#}"))?;
+    let who = DecidedBy {
+        by: decided_by(by),
+        note,
+    };
+    let outcome = app.reconciler.approve(account, &who).await?;
+    print_decision(outcome, format)
+}
+
+fn print_decision(o: DecisionOutcome, format: Format) -> anyhow::Result<u8> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&o)?);
+        return Ok(exit::OK);
+    }
+    let fields: Vec<&str> = o.fields.iter().map(|f| f.as_str()).collect();
+    let service = o.service_id.map(|s| s.0).unwrap_or_default();
+    match o.kind {
+        DecisionKind::Adopt => println!(
+            "service {service}: took Cal.com's {} into the platform (account {}); the ledger entries are closed as adopted.",
+            fields.join(", "),
+            o.account.as_deref().unwrap_or("-")
+        ),
+        DecisionKind::Acknowledge => println!(
+            "service {service}: acknowledged {} until {} UTC; the entries stay open (`calsync drift --state acknowledged`) and leave the drift alerts until then, or until Cal.com's value changes.",
+            fields.join(", "),
+            o.until
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default()
+        ),
+        DecisionKind::Unacknowledge => println!(
+            "service {service}: acknowledgement of {} ended; the entries count in the drift alerts again.",
+            fields.join(", ")
+        ),
+        DecisionKind::Approve => println!(
+            "account {}: approved; its next pass goes through the blast-radius guard once.",
+            o.account.as_deref().unwrap_or("-")
+        ),
+    }
+    Ok(exit::OK)
+}
+
 /// `calsync push --service ID`.
 pub async fn push(app: &App, id: i64, format: Format) -> anyhow::Result<u8> {
     let result = app
         .reconciler
-        .push_service(&app.settings.accounts, ServiceId(id))
+        .push_service(&app.settings.accounts, app.settings.policy, ServiceId(id))
         .await;
     match (result, format) {
         (Ok(done), Format::Json) => {

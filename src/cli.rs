@@ -33,6 +33,8 @@ pub enum Format {
 pub enum DriftStateArg {
     #[default]
     Open,
+    /// Open entries under an unexpired acknowledgement.
+    Acknowledged,
     Closed,
     All,
 }
@@ -41,8 +43,105 @@ impl From<DriftStateArg> for crate::store::DriftState {
     fn from(s: DriftStateArg) -> Self {
         match s {
             DriftStateArg::Open => Self::Open,
+            DriftStateArg::Acknowledged => Self::Acknowledged,
             DriftStateArg::Closed => Self::Closed,
             DriftStateArg::All => Self::All,
+        }
+    }
+}
+
+/// A drift field named on the command line (`--field`).
+pub fn parse_field(value: &str) -> Result<crate::domain::Field, String> {
+    crate::domain::Field::parse(value).ok_or_else(|| {
+        let names: Vec<&str> = crate::domain::Field::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        format!("not a drift field (one of {})", names.join(", "))
+    })
+}
+
+/// `--for`: a duration such as `30m`, `12h`, `7d` or `2w`.
+pub fn parse_for(value: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(value)
+        .map_err(|e| format!("{e}; write a duration such as 30m, 12h, 7d or 2w"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// `--until`: an RFC 3339 time such as `2026-12-31T18:00:00Z`.
+pub fn parse_until(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e}; write an RFC 3339 time such as 2026-12-31T18:00:00Z"))
+}
+
+/// What an operator decides about a service's drift.
+#[derive(Debug, Subcommand)]
+pub enum DriftAction {
+    /// Take Cal.com's values into the platform (all open fields, or those named);
+    /// refused if the platform or Cal.com changed since the entry was recorded.
+    /// Exit 0 done, 2 refused or failed.
+    Adopt {
+        #[arg(long, value_name = "ID")]
+        service: i64,
+        /// A field to adopt (repeatable); default: every open one.
+        #[arg(long = "field", value_name = "FIELD", value_parser = parse_field)]
+        fields: Vec<crate::domain::Field>,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+        /// Who decides (default: the OS user).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Acknowledge open drift: it stays open and visible but leaves the drift
+    /// gauges alerts use until it expires or Cal.com's value changes.
+    #[command(group(clap::ArgGroup::new("expiry").required(true).args(["for_", "until"])))]
+    Ack {
+        #[arg(long, value_name = "ID")]
+        service: i64,
+        /// A field to acknowledge (repeatable); default: every open one.
+        #[arg(long = "field", value_name = "FIELD", value_parser = parse_field)]
+        fields: Vec<crate::domain::Field>,
+        /// How long, e.g. 12h, 7d, 2w.
+        #[arg(long = "for", id = "for_", value_name = "DURATION", value_parser = parse_for)]
+        for_: Option<std::time::Duration>,
+        /// Until when (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_until)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Why (required).
+        #[arg(long, value_name = "TEXT")]
+        note: String,
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// End acknowledgements early (all of the service's, or the fields named).
+    Unack {
+        #[arg(long, value_name = "ID")]
+        service: i64,
+        #[arg(long = "field", value_name = "FIELD", value_parser = parse_field)]
+        fields: Vec<crate::domain::Field>,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+impl DriftAction {
+    pub fn format(&self) -> Format {
+        match self {
+            Self::Adopt { format, .. } | Self::Ack { format, .. } | Self::Unack { format, .. } => {
+                *format
+            }
         }
     }
 }
@@ -67,13 +166,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// List the open drift ledger (Cal.com-side edits calsync kept out of the platform).
+    /// List the drift ledger (Cal.com-side edits calsync kept out of the platform), or decide about it: adopt, ack, unack.
+    #[command(args_conflicts_with_subcommands = true)]
     Drift {
+        #[command(subcommand)]
+        action: Option<DriftAction>,
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
-        /// Which entries: open (default), closed (resolved, kept as history), or all.
+        /// Which entries: open (default), acknowledged, closed (resolved, kept as history), or all (with the decisions journal).
         #[arg(long, value_enum, default_value_t)]
         state: DriftStateArg,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Let the next pass of an account the blast-radius guard holds through, once. Exit 0 done, 2 refused.
+    Approve {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

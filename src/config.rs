@@ -16,7 +16,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::domain::Policy;
+use crate::domain::{Backoff, Field, Guard, Owner, Ownership, Policy};
 
 /// Where the config file is read from when neither `--config` nor
 /// `CALSYNC_CONFIG` names one.
@@ -119,6 +119,70 @@ pub struct AccountConfig {
     pub team_ids: Vec<i64>,
     #[serde(default)]
     pub org_id: Option<i64>,
+    /// Overrides of single fields of `sync.ownership` for this account.
+    #[serde(default)]
+    pub ownership: OwnershipConfig,
+}
+
+/// `[sync.ownership]` (and an account's `ownership = { … }`): who owns each field,
+/// `platform`, `calcom` or `ignore`. A field left out keeps the default (or, for an
+/// account, the `sync.ownership` value).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OwnershipConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Owner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Owner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<Owner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Owner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Owner>,
+}
+
+impl OwnershipConfig {
+    fn entries(&self) -> [(Field, Option<Owner>); 5] {
+        [
+            (Field::Name, self.name),
+            (Field::Description, self.description),
+            (Field::DurationMinutes, self.duration_minutes),
+            (Field::Visibility, self.visibility),
+            (Field::Price, self.price),
+        ]
+    }
+
+    /// `base` with this table's entries in force.
+    pub fn over(&self, base: Ownership) -> Ownership {
+        let mut out = base;
+        for (field, owner) in self.entries() {
+            if let Some(owner) = owner {
+                out.set(field, owner);
+            }
+        }
+        out
+    }
+}
+
+/// `[sync.guard]`: the blast-radius guard.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    pub max_orphan_percent: u32,
+    pub max_overwrite_percent: u32,
+    pub min_services: usize,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        let g = Guard::default();
+        Self {
+            max_orphan_percent: g.max_orphan_percent,
+            max_overwrite_percent: g.max_overwrite_percent,
+            min_services: g.min_services,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -134,6 +198,11 @@ pub struct SyncConfig {
     pub allow_calcom_overwrites: bool,
     pub detect_platform_edits: bool,
     pub orphan_checks_per_pass: usize,
+    pub max_push_attempts: u32,
+    pub push_backoff_initial_secs: u64,
+    pub push_backoff_max_secs: u64,
+    pub ownership: OwnershipConfig,
+    pub guard: GuardConfig,
 }
 
 impl Default for SyncConfig {
@@ -147,9 +216,14 @@ impl Default for SyncConfig {
             import_unknown: policy.import_unknown,
             push_pending: policy.push_pending,
             repush_drifted: policy.repush_drifted,
-            allow_calcom_overwrites: policy.allow_calcom_overwrites,
+            allow_calcom_overwrites: false,
             detect_platform_edits: policy.detect_platform_edits,
             orphan_checks_per_pass: 10,
+            max_push_attempts: policy.backoff.max_attempts,
+            push_backoff_initial_secs: policy.backoff.initial_secs,
+            push_backoff_max_secs: policy.backoff.max_secs,
+            ownership: OwnershipConfig::default(),
+            guard: GuardConfig::default(),
         }
     }
 }
@@ -395,6 +469,15 @@ impl Config {
             1 << 32,
         )?;
 
+        // `allow_calcom_overwrites` makes Cal.com the owner of every field that
+        // `[sync.ownership]` does not name; the table and an account's overrides win.
+        let default_owner = if self.sync.allow_calcom_overwrites {
+            Owner::Calcom
+        } else {
+            Owner::Platform
+        };
+        let ownership = self.sync.ownership.over(Ownership::all(default_owner));
+
         let mut names = HashSet::new();
         let mut accounts = Vec::with_capacity(self.accounts.len());
         for (i, a) in self.accounts.iter().enumerate() {
@@ -473,6 +556,7 @@ impl Config {
                 api_key,
                 team_ids: a.team_ids.clone(),
                 org_id: a.org_id,
+                ownership: a.ownership.over(ownership),
             });
         }
 
@@ -490,6 +574,42 @@ impl Config {
             self.sync.orphan_checks_per_pass,
             0,
             1000,
+        )?;
+        in_range(
+            "sync.max_push_attempts",
+            self.sync.max_push_attempts,
+            1,
+            100,
+        )?;
+        in_range(
+            "sync.push_backoff_initial_secs",
+            self.sync.push_backoff_initial_secs,
+            1,
+            86_400,
+        )?;
+        in_range(
+            "sync.push_backoff_max_secs",
+            self.sync.push_backoff_max_secs,
+            self.sync.push_backoff_initial_secs,
+            30 * 86_400,
+        )?;
+        in_range(
+            "sync.guard.max_orphan_percent",
+            self.sync.guard.max_orphan_percent,
+            0,
+            100,
+        )?;
+        in_range(
+            "sync.guard.max_overwrite_percent",
+            self.sync.guard.max_overwrite_percent,
+            0,
+            100,
+        )?;
+        in_range(
+            "sync.guard.min_services",
+            self.sync.guard.min_services,
+            0,
+            10_000_000,
         )?;
         in_range(
             "sync.shutdown_timeout_secs",
@@ -545,8 +665,18 @@ impl Config {
                 import_unknown: self.sync.import_unknown,
                 push_pending: self.sync.push_pending,
                 repush_drifted: self.sync.repush_drifted,
-                allow_calcom_overwrites: self.sync.allow_calcom_overwrites,
                 detect_platform_edits: self.sync.detect_platform_edits,
+                ownership,
+                guard: Guard {
+                    max_orphan_percent: self.sync.guard.max_orphan_percent,
+                    max_overwrite_percent: self.sync.guard.max_overwrite_percent,
+                    min_services: self.sync.guard.min_services,
+                },
+                backoff: Backoff {
+                    max_attempts: self.sync.max_push_attempts,
+                    initial_secs: self.sync.push_backoff_initial_secs,
+                    max_secs: self.sync.push_backoff_max_secs,
+                },
             },
             orphan_checks_per_pass: self.sync.orphan_checks_per_pass,
             schedule: self.sync.schedule.clone(),
@@ -743,6 +873,23 @@ impl Settings {
         self.database_url.expose_secret() != other.database_url.expose_secret()
     }
 
+    /// Each account's field ownership in force, one line per account (as
+    /// `check-config` prints it).
+    pub fn ownership_lines(&self) -> Vec<String> {
+        self.accounts
+            .iter()
+            .map(|a| {
+                let owners: Vec<String> = a
+                    .ownership
+                    .to_map()
+                    .into_iter()
+                    .map(|(f, o)| format!("{f}={o}"))
+                    .collect();
+                format!("{}: {}", a.name, owners.join(" "))
+            })
+            .collect()
+    }
+
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.name == name)
     }
@@ -766,7 +913,8 @@ mod tests {
         assert_eq!(s.calcom.requests_per_minute, 120);
         assert_eq!(s.schedule, "0 */5 * * * *");
         assert!(s.policy.import_unknown && s.policy.push_pending);
-        assert!(!s.policy.repush_drifted && !s.policy.allow_calcom_overwrites);
+        assert!(!s.policy.repush_drifted);
+        assert_eq!(s.policy.ownership, Ownership::all(Owner::Platform));
         assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
     }
 

@@ -173,7 +173,7 @@ async fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
     step(5, "Re-push repairs Cal.com (`calsync push --service ID`)");
     let done = app
         .reconciler
-        .push_service(&app.settings.accounts, massage)
+        .push_service(&app.settings.accounts, app.settings.policy, massage)
         .await
         .context("the re-push failed")?;
     let fields: Vec<&str> = done.pushed.iter().map(|f| f.as_str()).collect();

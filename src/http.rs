@@ -24,10 +24,58 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::daemon::{Daemon, PushRefused};
-use crate::domain::{ServiceId, visibility_label};
+use crate::daemon::{Daemon, DecideRefused, PushRefused};
+use crate::domain::{Field, ServiceId, visibility_label};
 use crate::reconcile::ManualPushError;
 use crate::store::{DriftRecord, DriftState};
+
+/// Body of `POST /api/v1/services/{id}/adopt` and `…/unacknowledge` (the CLI's
+/// `--field` and `--note`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Body of `POST /api/v1/services/{id}/acknowledge` (`--for` or `--until`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default, rename = "for")]
+    for_: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Body of `POST /api/v1/accounts/{name}/approve`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Parses a JSON body (an empty body is `{}`), naming what is wrong.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("request body: {e}"))
+}
+
+fn fields(names: &[String]) -> Result<Vec<Field>, String> {
+    names
+        .iter()
+        .map(|n| crate::cli::parse_field(n).map_err(|e| format!("fields: {n:?} is {e}")))
+        .collect()
+}
 
 /// Request bodies above this are refused (the API takes no large input).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -173,13 +221,13 @@ async fn api(
     }
     let query = req.uri().query().unwrap_or_default().to_owned();
     // Bounded body, even where none is expected.
-    if Limited::new(req.into_body(), MAX_BODY_BYTES)
+    let raw = match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
-        .is_err()
     {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-    }
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["drift"]) => {
@@ -193,7 +241,7 @@ async fn api(
                     None => {
                         return error(
                             StatusCode::BAD_REQUEST,
-                            &format!("state {v:?} is not one of open, closed, all"),
+                            &format!("state {v:?} is not one of open, acknowledged, closed, all"),
                         );
                     }
                 },
@@ -224,7 +272,103 @@ async fn api(
             },
             Err(_) => error(StatusCode::BAD_REQUEST, "service id must be a number"),
         },
+        (&Method::GET, ["decisions"]) => match daemon.decisions().await {
+            Ok(v) => json_response(StatusCode::OK, &v),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        },
+        (
+            &Method::POST,
+            [
+                "services",
+                id,
+                action @ ("adopt" | "acknowledge" | "unacknowledge"),
+            ],
+        ) => {
+            let Ok(id) = id.parse::<i64>() else {
+                return error(StatusCode::BAD_REQUEST, "service id must be a number");
+            };
+            let done = match decide(daemon, ServiceId(id), action, &raw).await {
+                Ok(done) => done,
+                Err(response) => return *response,
+            };
+            match done {
+                Ok(outcome) => json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(outcome).unwrap_or_default(),
+                ),
+                Err(e) => error(decide_status(&e), &e.to_string()),
+            }
+        }
+        (&Method::POST, ["accounts", name, "approve"]) => {
+            let b: ApproveBody = match body(&raw) {
+                Ok(b) => b,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+            };
+            match daemon.approve(name, b.note).await {
+                Ok(outcome) => json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(outcome).unwrap_or_default(),
+                ),
+                Err(e) => error(decide_status(&e), &e.to_string()),
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "no such operator endpoint"),
+    }
+}
+
+type Decided = Result<crate::reconcile::DecisionOutcome, DecideRefused>;
+
+/// Runs a decision on one service from its JSON body; a malformed body is a 400
+/// naming the problem.
+async fn decide(
+    daemon: &Daemon,
+    id: ServiceId,
+    action: &str,
+    raw: &[u8],
+) -> Result<Decided, Box<Response<Body>>> {
+    let bad = |e: String| Box::new(error(StatusCode::BAD_REQUEST, &e));
+    match action {
+        "acknowledge" => {
+            let b: AckBody = body(raw).map_err(bad)?;
+            let f = fields(&b.fields).map_err(bad)?;
+            let until = match (b.for_.as_deref(), b.until.as_deref()) {
+                (Some(d), None) => {
+                    let d = crate::cli::parse_for(d).map_err(|e| bad(format!("for: {e}")))?;
+                    chrono::Utc::now().naive_utc()
+                        + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+                }
+                (None, Some(t)) => crate::cli::parse_until(t)
+                    .map_err(|e| bad(format!("until: {e}")))?
+                    .naive_utc(),
+                _ => {
+                    return Err(bad(
+                        "give exactly one of \"for\" (e.g. \"7d\") or \"until\" (RFC 3339)".into(),
+                    ));
+                }
+            };
+            Ok(daemon.acknowledge(id, &f, until, b.note).await)
+        }
+        "unacknowledge" => {
+            let b: DecideBody = body(raw).map_err(bad)?;
+            let f = fields(&b.fields).map_err(bad)?;
+            Ok(daemon.unacknowledge(id, &f, b.note).await)
+        }
+        _ => {
+            let b: DecideBody = body(raw).map_err(bad)?;
+            let f = fields(&b.fields).map_err(bad)?;
+            Ok(daemon.adopt(id, &f, b.note).await)
+        }
+    }
+}
+
+/// The HTTP status of a refused decision.
+fn decide_status(e: &DecideRefused) -> StatusCode {
+    match e {
+        DecideRefused::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
+        DecideRefused::NoSuchAccount(_) => StatusCode::NOT_FOUND,
+        DecideRefused::Decision(d) if d.not_found() => StatusCode::NOT_FOUND,
+        DecideRefused::Decision(d) if d.refused() => StatusCode::CONFLICT,
+        DecideRefused::Decision(_) => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -269,6 +413,36 @@ async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
             .collect::<Vec<_>>(),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
+    let decisions = match store.decisions(Some(id), None, 100).await {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let settings = daemon.settings();
+    let account = linked
+        .registry
+        .as_ref()
+        .and_then(|r| settings.account(&r.account))
+        .or_else(|| {
+            settings
+                .accounts
+                .iter()
+                .find(|a| a.company_id == linked.service.company_id)
+        });
+    let ownership = account.map_or(settings.policy.ownership, |a| a.ownership);
+    let now = chrono::Utc::now().naive_utc();
+    let acknowledged: Vec<DriftRecord> = drift
+        .iter()
+        .filter(|r| r.entry.acknowledged_at(now))
+        .cloned()
+        .collect();
+    let push = linked.push_state.as_ref().map(|p| {
+        json!({
+            "attempts": p.attempts,
+            "next_attempt_at": p.next_attempt_at.and_utc().to_rfc3339(),
+            "needs_human": p.needs_human,
+            "last_error": p.last_error,
+        })
+    });
     let s = linked.service;
     json_response(
         StatusCode::OK,
@@ -283,7 +457,12 @@ async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
             "calcom_event_type_id": s.calcom_event_type_id,
             "account": linked.registry.as_ref().map(|r| r.account.clone()),
             "last_error": s.sync_error,
-            "open_drift": crate::app::drift_json(&drift),
+            "ownership": ownership,
+            "open_drift": crate::app::drift_json(&drift, &decisions),
+            "acknowledged_drift": crate::app::drift_json(&acknowledged, &decisions),
+            "push_backoff": push,
+            "needs_human": push.as_ref().is_some_and(|p| p["needs_human"] == true),
+            "decisions": decisions.iter().map(crate::app::decision_json).collect::<Vec<_>>(),
         }),
     )
 }

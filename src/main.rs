@@ -51,9 +51,14 @@ fn main() -> ExitCode {
 fn wants_json(command: &Command) -> bool {
     use calsync::cli::Format;
     match command {
+        Command::Drift {
+            action: Some(action),
+            ..
+        } => action.format() == Format::Json,
         Command::Once { format, .. }
         | Command::Plan { format, .. }
         | Command::Drift { format, .. }
+        | Command::Approve { format, .. }
         | Command::Push { format, .. } => *format == Format::Json,
         _ => false,
     }
@@ -117,6 +122,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 loaded.path.display()
             );
             print!("{}", loaded.config.redacted_toml());
+            println!(
+                "\n# effective field ownership per account ([sync.ownership], the account's ownership, sync.allow_calcom_overwrites)"
+            );
+            for line in settings.ownership_lines() {
+                println!("# {line}");
+            }
             eprintln!(
                 "configuration is valid: {} account(s), schedule {:?}",
                 settings.accounts.len(),
@@ -170,6 +181,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Drift {
+            action: Some(action),
+            ..
+        } => {
+            let (settings, _) = settings(&cli, true)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let app = App::open(settings, Arc::new(Metrics::new())).await?;
+            app::decide_drift(&app, action).await
+        }
+        Command::Approve {
+            account,
+            note,
+            by,
+            format,
+        } => {
+            let (settings, _) = settings(&cli, true)?;
+            let _guard = logs(&settings, Console::Stderr)?;
+            let app = App::open(settings, Arc::new(Metrics::new())).await?;
+            app::approve(&app, account, note.clone(), by.clone(), *format).await
+        }
+        Command::Drift {
+            action: None,
             account,
             state,
             format,

@@ -61,6 +61,16 @@ impl CalcomError {
         )
     }
 
+    /// Cal.com refused the request itself (a 4xx other than 429, or the event
+    /// type is gone): sending the same request again cannot succeed.
+    pub fn refused(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => (400..500).contains(status) && *status != 429,
+            Self::EventTypeGone(_) => true,
+            _ => false,
+        }
+    }
+
     /// A fixed word for logs and the run journal.
     pub fn kind(&self) -> &'static str {
         match self {

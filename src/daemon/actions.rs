@@ -1,11 +1,17 @@
-//! What the operator API asks of the daemon, as typed results: the ledger and the
-//! one-service push. Mapping them to HTTP status codes is `http`'s job.
+//! What the operator API asks of the daemon, as typed results: the ledger, the
+//! one-service push and the decisions about drift and held accounts. Mapping them
+//! to HTTP status codes is `http`'s job.
+
+use chrono::NaiveDateTime;
 
 use crate::app;
-use crate::domain::ServiceId;
-use crate::reconcile::{ManualPush, ManualPushError};
+use crate::domain::{Field, ServiceId};
+use crate::reconcile::{DecidedBy, DecisionError, DecisionOutcome, ManualPush, ManualPushError};
 
 use super::Daemon;
+
+/// Who the operator API records as the decider.
+const API: &str = "api";
 
 impl Daemon {
     pub async fn drift(
@@ -17,7 +23,21 @@ impl Daemon {
             .drift_records(state, None)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(app::drift_json(&records))
+        let decisions = store
+            .decisions(None, None, 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(app::drift_json(&records, &decisions))
+    }
+
+    /// The decisions journal, newest first.
+    pub async fn decisions(&self) -> Result<serde_json::Value, String> {
+        let store = self.store().ok_or("the database is not connected yet")?;
+        let decisions = store
+            .decisions(None, None, 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(decisions.iter().map(app::decision_json).collect())
     }
 
     /// The operator API's push of one service.
@@ -25,9 +45,74 @@ impl Daemon {
         let reconciler = self.reconciler.get().ok_or(PushRefused::NotConnected)?;
         let settings = self.settings();
         reconciler
-            .push_service(&settings.accounts, id)
+            .push_service(&settings.accounts, settings.policy, id)
             .await
             .map_err(PushRefused::Push)
+    }
+
+    /// `POST /api/v1/services/{id}/adopt`.
+    pub async fn adopt(
+        &self,
+        id: ServiceId,
+        fields: &[Field],
+        note: Option<String>,
+    ) -> Result<DecisionOutcome, DecideRefused> {
+        let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
+        let settings = self.settings();
+        Ok(reconciler
+            .adopt(
+                &settings.accounts,
+                settings.policy,
+                id,
+                fields,
+                &by_api(note),
+            )
+            .await?)
+    }
+
+    /// `POST /api/v1/services/{id}/acknowledge`.
+    pub async fn acknowledge(
+        &self,
+        id: ServiceId,
+        fields: &[Field],
+        until: NaiveDateTime,
+        note: Option<String>,
+    ) -> Result<DecisionOutcome, DecideRefused> {
+        let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
+        Ok(reconciler
+            .acknowledge(id, fields, until, &by_api(note))
+            .await?)
+    }
+
+    /// `POST /api/v1/services/{id}/unacknowledge`.
+    pub async fn unacknowledge(
+        &self,
+        id: ServiceId,
+        fields: &[Field],
+        note: Option<String>,
+    ) -> Result<DecisionOutcome, DecideRefused> {
+        let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
+        Ok(reconciler.unacknowledge(id, fields, &by_api(note)).await?)
+    }
+
+    /// `POST /api/v1/accounts/{name}/approve`.
+    pub async fn approve(
+        &self,
+        account: &str,
+        note: Option<String>,
+    ) -> Result<DecisionOutcome, DecideRefused> {
+        let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
+        if self.settings().account(account).is_none() {
+            return Err(DecideRefused::NoSuchAccount(account.to_owned()));
+        }
+        Ok(reconciler.approve(account, &by_api(note)).await?)
+    }
+}
+
+fn by_api(note: Option<String>) -> DecidedBy {
+    DecidedBy {
+        by: API.to_owned(),
+        note,
     }
 }
 
@@ -38,4 +123,15 @@ pub enum PushRefused {
     NotConnected,
     #[error("{0}")]
     Push(#[from] ManualPushError),
+}
+
+/// Why an operator API decision did not happen (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum DecideRefused {
+    #[error("the database is not connected yet")]
+    NotConnected,
+    #[error("no account named {0:?} in the configuration")]
+    NoSuchAccount(String),
+    #[error("{0}")]
+    Decision(#[from] DecisionError),
 }

@@ -10,7 +10,7 @@ mod policy;
 mod values;
 
 pub use money::{Currency, Money};
-pub use policy::{OverwriteGrant, Policy};
+pub use policy::{Adoption, Backoff, FieldGrant, Guard, GuardReason, Owner, Ownership, Policy};
 pub use values::{Agreed, Baseline, Change, Comparable, FieldValue, FieldVerdict, classify};
 
 use std::fmt;
@@ -27,6 +27,9 @@ pub struct Account {
     pub api_key: secrecy::SecretString,
     pub team_ids: Vec<i64>,
     pub org_id: Option<i64>,
+    /// Who owns each field for this account: `sync.ownership` with the account's
+    /// overrides (and `sync.allow_calcom_overwrites`) folded in.
+    pub ownership: Ownership,
 }
 
 /// Cal.com event type id (stable key of an event type).
@@ -178,6 +181,25 @@ impl BusinessValues {
     pub fn bookable(&self) -> bool {
         self.is_active && self.is_online
     }
+
+    /// Copies one field's value from an event type (visibility: online = not
+    /// hidden, and a bookable event type makes the service active).
+    pub fn take_from(&mut self, field: Field, et: &EventType) {
+        match field {
+            Field::Name => self.name = et.title.clone(),
+            Field::Description => {
+                self.description = (!et.description.is_empty()).then(|| et.description.clone())
+            }
+            Field::DurationMinutes => self.duration_minutes = et.length.get() as i32,
+            Field::Visibility => {
+                self.is_online = !et.hidden;
+                if !et.hidden {
+                    self.is_active = true;
+                }
+            }
+            Field::Price => self.price = et.price,
+        }
+    }
 }
 
 /// A row of the platform's `services` table, as calsync reads it.
@@ -227,19 +249,26 @@ pub enum Resolution {
     /// its edit was pushed, a value pushed over before the service had a baseline,
     /// or a Cal.com value that Cal.com itself replaced with a newer one.
     Superseded,
-    /// `allow_calcom_overwrites` copied the Cal.com value into the platform.
+    /// Cal.com owns the field (`sync.ownership`, or `allow_calcom_overwrites`):
+    /// its value was copied into the platform.
     Overwritten,
     /// The service or its event type is gone from the comparison.
     Orphaned,
+    /// An operator took Cal.com's value into the platform (`calsync drift adopt`).
+    Adopted,
+    /// The field is no longer compared (`ignore` in `sync.ownership`).
+    Ignored,
 }
 
 impl Resolution {
-    pub const ALL: [Resolution; 5] = [
+    pub const ALL: [Resolution; 7] = [
         Self::Agreed,
         Self::Repushed,
         Self::Superseded,
         Self::Overwritten,
         Self::Orphaned,
+        Self::Adopted,
+        Self::Ignored,
     ];
 
     pub fn parse(value: &str) -> Option<Self> {
@@ -253,6 +282,8 @@ impl Resolution {
             Self::Superseded => "superseded",
             Self::Overwritten => "overwritten",
             Self::Orphaned => "orphaned",
+            Self::Adopted => "adopted",
+            Self::Ignored => "ignored",
         }
     }
 }
@@ -269,16 +300,25 @@ pub enum Origin {
     Conflict,
     /// Cal.com stored a pushed value differently (trimmed, rounded, clamped).
     Normalised,
+    /// The platform changed a field Cal.com owns (`sync.ownership`): not pushed,
+    /// recorded as drift the other way.
+    PlatformEdit,
 }
 
 impl Origin {
-    pub const ALL: [Origin; 3] = [Self::CalcomEdit, Self::Conflict, Self::Normalised];
+    pub const ALL: [Origin; 4] = [
+        Self::CalcomEdit,
+        Self::Conflict,
+        Self::Normalised,
+        Self::PlatformEdit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CalcomEdit => "calcom_edit",
             Self::Conflict => "conflict",
             Self::Normalised => "normalised",
+            Self::PlatformEdit => "platform_edit",
         }
     }
 
@@ -322,6 +362,38 @@ pub struct DriftEntry {
     pub first_seen_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub times_seen: i64,
+    /// An operator's acknowledgement (`calsync drift ack`), if any: the entry stays
+    /// open but is left out of the drift gauges alerts use until it expires.
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+impl DriftEntry {
+    /// Whether an unexpired acknowledgement covers the entry at `now`.
+    pub fn acknowledged_at(&self, now: NaiveDateTime) -> bool {
+        self.acknowledged.as_ref().is_some_and(|a| a.until > now)
+    }
+}
+
+/// Who acknowledged a drift entry, until when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub until: NaiveDateTime,
+    pub note: String,
+    pub by: String,
+}
+
+/// The retry state of a service whose push failed (`calsync_push_state`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushState {
+    /// The platform values the failing push carried (canonical): a platform
+    /// change makes a different key and starts over.
+    pub values_key: String,
+    pub attempts: u32,
+    pub next_attempt_at: NaiveDateTime,
+    /// Cal.com refused the push (a 4xx other than 429), or the attempts are used
+    /// up: calsync does not retry until something changes.
+    pub needs_human: bool,
+    pub last_error: String,
 }
 
 /// Renders a bookable flag the way ledger entries and logs show it.

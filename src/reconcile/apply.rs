@@ -14,8 +14,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::diff::{Diff, Difference, OrphanScope, compare, diff, differing};
 use super::plan::{
-    Decision, Plan, PlanInput, Push, PushOutcome, build_write, normalised, plan, push_intents,
-    push_precheck,
+    Decision, Plan, PlanInput, Push, PushFailure, PushOutcome, build_write, normalised, plan,
+    push_intents, push_precheck,
 };
 use super::report::{AccountReport, PassReport};
 use crate::calcom::{AccountClient, CalcomClient};
@@ -23,9 +23,9 @@ use crate::domain::{Account, Field, Policy, ServiceId, SyncStatus};
 use crate::store::{AccountScope, AccountWrite, RunRecord, Store};
 use crate::telemetry::events::{
     AccountFailed, AccountPassFinished, CalcomOverwriteApplied, EmptyListingGuarded,
-    EventTypeImported, ListingInconsistent, OrphanChecksDeferred, ProtectionStillOpen,
-    ProtectionTriggered, PushFailed, PushNormalised, PushSucceeded, RecordRejected,
-    ServiceOrphaned,
+    EventTypeImported, GuardApprovalUsed, GuardTripped, ListingInconsistent, OrphanChecksDeferred,
+    ProtectionStillOpen, ProtectionTriggered, PushFailed, PushGaveUp, PushNormalised,
+    PushSucceeded, RecordRejected, ServiceOrphaned,
 };
 use crate::telemetry::metrics::Metrics;
 
@@ -164,6 +164,7 @@ impl Reconciler {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, account) in selected.iter().cloned().enumerate() {
             let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
+            let policy = policy.with_ownership(account.ownership);
             let span = info_span!("account", account = %account.name);
             let me = self.clone();
             let permits = permits.clone();
@@ -331,6 +332,7 @@ impl Reconciler {
                 account: &account.name,
                 company_id: account.company_id,
                 sole_account_for_company: sole,
+                ownership: policy.ownership,
             },
         );
         let mut proof = self
@@ -345,11 +347,15 @@ impl Reconciler {
                 services: &snapshot.services,
                 open_drift: &snapshot.open_drift,
                 listed_records: listing.records.len(),
+                now: Utc::now().naive_utc(),
             },
         );
         p.kept_missing = std::mem::take(&mut proof.kept);
         let mut report = AccountReport::from_plan(&p);
         report.calcom_requests = listing.requests + proof.requests;
+        report.ownership = Some(policy.ownership);
+        let guard = super::plan::GuardCheck::of(&p, policy, proof.newly_gone.len());
+        report.guard = guard.report();
         if options.dry_run {
             return Ok(report);
         }
@@ -357,6 +363,63 @@ impl Reconciler {
         // The last moment to stop without leaving anything half done.
         if self.stopping.is_cancelled() {
             return Err(stopped());
+        }
+        // The blast-radius guard: hold the account unless an operator approved.
+        let mut approval_used = None;
+        if let Some(reason) = guard.tripped {
+            match store
+                .unused_approval(&account.name)
+                .await
+                .map_err(|e| ("load", e.to_string()))?
+            {
+                Some(id) => {
+                    approval_used = Some(id);
+                    GuardApprovalUsed {
+                        account: &account.name,
+                        reason: reason.as_str(),
+                        orphans: guard.orphans,
+                        overwrites: guard.overwrites,
+                        linked: guard.linked,
+                    }
+                    .emit();
+                    if let Some(g) = report.guard.as_mut() {
+                        g.approved = true;
+                    }
+                }
+                None => {
+                    GuardTripped {
+                        account: &account.name,
+                        reason,
+                        orphans: guard.orphans,
+                        overwrites: guard.overwrites,
+                        linked: guard.linked,
+                        policy: policy.guard,
+                    }
+                    .emit(&self.metrics);
+                    let run = RunRecord {
+                        account: account.name.clone(),
+                        started_at,
+                        finished_at: Utc::now().naive_utc(),
+                        result: "held",
+                        summary: serde_json::json!({
+                            "guard": report.guard,
+                            "counts": p.counts(),
+                        }),
+                        error: Some(format!(
+                            "held by the blast-radius guard ({}): nothing was written; check Cal.com, then `calsync approve --account {}`",
+                            guard.describe(reason),
+                            account.name
+                        )),
+                    };
+                    store
+                        .record_run(&run)
+                        .await
+                        .map_err(|e| ("write", e.to_string()))?;
+                    report.result = "held";
+                    report.error = run.error;
+                    return Ok(report);
+                }
+            }
         }
         // Cal.com values about to be pushed over reach the ledger first.
         let announced = self
@@ -376,9 +439,11 @@ impl Reconciler {
         report.calcom_requests += pushes.len() as u32;
 
         let now = Utc::now().naive_utc();
-        let mut write = build_write(&p, &outcomes, policy.overwrite_grant(), now);
+        let mut write = build_write(&p, &outcomes, now);
         write.gone = proof.newly_gone.iter().map(|(_, et)| *et).collect();
+        write.approval_used = approval_used;
         let gauges = Gauges::after(&p, &snapshot.open_drift, &write);
+        let write_states = write.push_states.clone();
         write.run = Some(RunRecord {
             account: account.name.clone(),
             // When the pass began (before listing), so the journal shows how long
@@ -412,6 +477,7 @@ impl Reconciler {
         }
         self.announce(&p, &outcomes, |key| !announced.contains(&key));
         self.emit_events(&p, &outcome, &proof);
+        self.emit_gave_up(&p, &write_states);
         gauges.publish(&self.metrics, &account.name);
         Ok(report)
     }
@@ -472,16 +538,25 @@ impl Reconciler {
     async fn execute_push(&self, client: &AccountClient, push: &Push) -> PushOutcome {
         let reason = push.reason.as_str();
         let result = match push_precheck(push) {
-            Err(e) => Err(e),
+            Err(error) => Err(PushFailure {
+                error,
+                refused: true,
+            }),
             Ok(()) => match client
                 .update(push.event_type.id, push.event_type.team_id, &push.patch)
                 .await
             {
                 Ok(Ok(now)) => Ok(now),
-                Ok(Err(record)) => Err(format!(
-                    "Cal.com answered with an event type calsync cannot read: {record}"
-                )),
-                Err(e) => Err(e.to_string()),
+                Ok(Err(record)) => Err(PushFailure {
+                    error: format!(
+                        "Cal.com answered with an event type calsync cannot read: {record}"
+                    ),
+                    refused: false,
+                }),
+                Err(e) => Err(PushFailure {
+                    refused: e.refused(),
+                    error: e.to_string(),
+                }),
             },
         };
         match result {
@@ -518,16 +593,16 @@ impl Reconciler {
                 }
                 PushOutcome::Succeeded(now)
             }
-            Err(error) => {
+            Err(failure) => {
                 PushFailed {
                     account: client.name(),
                     service_id: push.service.id,
                     event_type_id: push.event_type.id,
                     reason,
-                    error: &error,
+                    error: &failure.error,
                 }
                 .emit(&self.metrics);
-                PushOutcome::Failed(error)
+                PushOutcome::Failed(failure)
             }
         }
     }
@@ -677,14 +752,44 @@ impl Reconciler {
         }
     }
 
-    /// The manual "sync to Cal.com" action for one service: every differing
-    /// pushable field is pushed (the operator decided), and every Cal.com value it
-    /// replaces is kept in the ledger.
-    pub async fn push_service(
+    /// ERROR lines for pushes that need a human since this pass (not those that
+    /// needed one before).
+    fn emit_gave_up(&self, p: &Plan, states: &[crate::store::PushStateWrite]) {
+        for w in states.iter().filter(|w| w.state.needs_human) {
+            let before = p.decisions.iter().find_map(|d| match d {
+                Decision::Reconcile(sp) if sp.service().id == w.service_id => {
+                    Some(sp.cmp.push_state.as_ref())
+                }
+                _ => None,
+            });
+            if before.flatten().is_some_and(|s| s.needs_human) {
+                continue;
+            }
+            PushGaveUp {
+                account: &p.account,
+                service_id: w.service_id,
+                attempts: w.state.attempts,
+                error: &w.state.last_error,
+            }
+            .emit();
+        }
+    }
+
+    /// One linked service, the account that reaches its event type, that
+    /// account's client, and the event type as Cal.com has it now.
+    pub(super) async fn fetch_linked(
         &self,
         accounts: &[Account],
         id: ServiceId,
-    ) -> Result<ManualPush, ManualPushError> {
+    ) -> Result<
+        (
+            crate::store::LinkedService,
+            Account,
+            AccountClient,
+            crate::domain::EventType,
+        ),
+        ManualPushError,
+    > {
         let linked = self
             .store
             .service(id)
@@ -702,14 +807,30 @@ impl Reconciler {
             .ok_or(ManualPushError::NoAccount {
                 id,
                 company: service.company_id,
-            })?;
-        let client = self.client_for(account);
+            })?
+            .clone();
+        let client = self.client_for(&account);
         let team = linked.registry.as_ref().and_then(|r| r.team_id);
         let event_type = client
             .get(event_type_id, team)
             .await?
             .map_err(ManualPushError::Unreadable)?;
-        let cmp = compare(&linked, &event_type);
+        Ok((linked, account, client, event_type))
+    }
+
+    /// The manual "sync to Cal.com" action for one service: every differing
+    /// pushable field is pushed (the operator decided), and every Cal.com value it
+    /// replaces is kept in the ledger.
+    pub async fn push_service(
+        &self,
+        accounts: &[Account],
+        policy: Policy,
+        id: ServiceId,
+    ) -> Result<ManualPush, ManualPushError> {
+        let (linked, account, client, event_type) = self.fetch_linked(accounts, id).await?;
+        let account = &account;
+        let policy = policy.with_ownership(account.ownership);
+        let cmp = compare(&linked, &event_type, &policy.ownership);
         let not_pushable: Vec<_> = cmp
             .fields
             .iter()
@@ -717,28 +838,31 @@ impl Reconciler {
             .map(|f| f.diff())
             .collect();
         let open = self.store.drift_for_service(id).await?;
-        let p = Plan::single(&account.name, account.company_id, cmp, open);
+        let now = Utc::now().naive_utc();
+        let p = Plan::single(&account.name, account.company_id, policy, cmp, open, now);
         let push = p.pushes().next().cloned();
         let announced = self.record_intents(&self.store, &p).await?;
         let mut outcomes = HashMap::new();
         if let Some(push) = &push {
             match self.execute_push(&client, push).await {
-                PushOutcome::Failed(e) => {
+                PushOutcome::Failed(f) => {
+                    // A manual push starts the retry count over.
                     let mut w = AccountWrite::new(account.name.clone(), Utc::now().naive_utc());
                     w.metadata.push(crate::store::MetadataUpdate {
                         id,
                         status: SyncStatus::Error,
-                        error: Some(format!("manual push failed: {e}")),
+                        error: Some(format!("manual push failed: {}", f.error)),
                     });
+                    w.push_states_cleared.push(id);
                     self.store.apply(w).await?;
-                    return Err(ManualPushError::Push(e));
+                    return Err(ManualPushError::Push(f.error));
                 }
                 ok => {
                     outcomes.insert(id, ok);
                 }
             }
         }
-        let write = build_write(&p, &outcomes, None, Utc::now().naive_utc());
+        let write = build_write(&p, &outcomes, Utc::now().naive_utc());
         let outcome = self.store.apply(write).await?;
         self.announce(&p, &outcomes, |key| !announced.contains(&key));
         self.emit_events(&p, &outcome, &Proof::default());
@@ -775,6 +899,9 @@ struct Gauges {
     drifted_services: i64,
     drift_fields: BTreeMap<Field, i64>,
     oldest_age_secs: f64,
+    acknowledged: i64,
+    needs_human: i64,
+    backoff: i64,
     statuses: BTreeMap<SyncStatus, i64>,
 }
 
@@ -793,6 +920,20 @@ impl Gauges {
         for r in &w.drift_resolutions {
             open.remove(&(r.service_id, r.field));
         }
+        // Acknowledged entries (not expired, not replaced by a newer Cal.com
+        // value) stay open but are left out of the gauges alerts use.
+        let replaced: HashSet<(ServiceId, Field)> = w
+            .drift_replaced
+            .iter()
+            .map(|r| (r.service_id, r.field))
+            .collect();
+        let acked: HashSet<(ServiceId, Field)> = open_before
+            .iter()
+            .filter(|e| e.acknowledged_at(w.now))
+            .map(|e| (e.service_id, e.field))
+            .filter(|k| !replaced.contains(k) && open.contains_key(k))
+            .collect();
+        open.retain(|k, _| !acked.contains(k));
         let mut drift_fields = BTreeMap::new();
         let mut services = HashSet::new();
         for (service, field) in open.keys() {
@@ -848,12 +989,35 @@ impl Gauges {
             *statuses.entry(*s).or_insert(0) += 1;
         }
         *statuses.entry(SyncStatus::Synced).or_insert(0) += w.imports.len() as i64;
+
+        // Push retry states after the commit, of the services this pass saw.
+        let mut states: HashMap<ServiceId, bool> = HashMap::new();
+        for d in &p.decisions {
+            let (id, state) = match d {
+                Decision::InSync(c) => (c.service.id, c.push_state.as_ref()),
+                Decision::Reconcile(sp) => (sp.service().id, sp.cmp.push_state.as_ref()),
+                _ => continue,
+            };
+            if let Some(s) = state {
+                states.insert(id, s.needs_human);
+            }
+        }
+        for id in &w.push_states_cleared {
+            states.remove(id);
+        }
+        for s in &w.push_states {
+            states.insert(s.service_id, s.state.needs_human);
+        }
+        let needs_human = states.values().filter(|h| **h).count() as i64;
         Self {
             event_types: p.event_types as i64,
             orphans,
             drifted_services: services.len() as i64,
             drift_fields,
             oldest_age_secs,
+            acknowledged: acked.len() as i64,
+            needs_human,
+            backoff: states.len() as i64 - needs_human,
             statuses,
         }
     }
@@ -876,6 +1040,15 @@ impl Gauges {
         m.drift_oldest_age_seconds
             .with_label_values(&[account])
             .set(self.oldest_age_secs);
+        m.drift_acknowledged_fields
+            .with_label_values(&[account])
+            .set(self.acknowledged);
+        m.push_needs_human
+            .with_label_values(&[account])
+            .set(self.needs_human);
+        m.push_backoff_services
+            .with_label_values(&[account])
+            .set(self.backoff);
         for (status, n) in &self.statuses {
             m.services
                 .with_label_values(&[account, status.as_str()])

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use crate::calcom::RecordError;
 use crate::domain::{
     Agreed, Baseline, BusinessValues, Change, Comparable, EventType, EventTypeId, Field, FieldDiff,
-    FieldValue, FieldVerdict, Service, SyncStatus, classify,
+    FieldValue, FieldVerdict, Ownership, PushState, Service, SyncStatus, classify,
 };
 use crate::store::LinkedService;
 
@@ -44,8 +44,10 @@ pub struct Comparison {
     pub stored: Option<Baseline>,
     /// The baseline with this pass's agreements folded in.
     pub baseline: Baseline,
-    /// The fields that differ, in [`Field`] order.
+    /// The fields that differ, in [`Field`] order (ignored fields never do).
     pub fields: Vec<FieldChange>,
+    /// The retry state of the service's last failed push, if any.
+    pub push_state: Option<PushState>,
 }
 
 impl Comparison {
@@ -101,6 +103,8 @@ pub struct OrphanScope<'a> {
     /// Only the sole account of a company may orphan services whose event type no
     /// account has ever listed (another account of the company may list it).
     pub sole_account_for_company: bool,
+    /// Who owns each field: ignored fields are never compared.
+    pub ownership: Ownership,
 }
 
 /// Compares a listing with the services loaded for the account.
@@ -123,7 +127,7 @@ pub fn diff(
                 differences.push(match by_event_type.get(&et.id) {
                     None => Difference::Unknown(et.clone()),
                     Some(linked) => {
-                        let c = compare(linked, et);
+                        let c = compare(linked, et, &scope.ownership);
                         if c.fields.is_empty() {
                             Difference::InSync(c)
                         } else {
@@ -188,8 +192,9 @@ pub fn diff(
     }
 }
 
-/// The three-way comparison of one linked service with its event type.
-pub fn compare(linked: &LinkedService, et: &EventType) -> Comparison {
+/// The three-way comparison of one linked service with its event type. Fields
+/// the ownership ignores are not compared (and their baseline is left as it was).
+pub fn compare(linked: &LinkedService, et: &EventType, ownership: &Ownership) -> Comparison {
     let service = &linked.service;
     let platform = Comparable::of_service(&service.values);
     let calcom = Comparable::of_event_type(et);
@@ -197,7 +202,7 @@ pub fn compare(linked: &LinkedService, et: &EventType) -> Comparison {
     let mut baseline = stored.clone().unwrap_or_default();
     let pending = service.sync_status == SyncStatus::Pending;
     let mut fields = Vec::new();
-    for field in Field::ALL {
+    for field in Field::ALL.into_iter().filter(|f| ownership.compared(*f)) {
         // A description the platform does not manage is never compared.
         let (Some(p), Some(c)) = (platform.get(field), calcom.get(field)) else {
             continue;
@@ -224,6 +229,7 @@ pub fn compare(linked: &LinkedService, et: &EventType) -> Comparison {
         stored,
         baseline,
         fields,
+        push_state: linked.push_state.clone(),
     }
 }
 
@@ -239,29 +245,6 @@ pub fn differing(values: &BusinessValues, et: &EventType) -> Vec<(Field, FieldVa
             (!p.agrees(&c)).then_some((f, p, c))
         })
         .collect()
-}
-
-/// The platform values with the given Cal.com fields copied in (the
-/// `allow_calcom_overwrites` escape hatch).
-pub fn calcom_values(base: &BusinessValues, et: &EventType, fields: &[Field]) -> BusinessValues {
-    let mut v = base.clone();
-    for field in fields {
-        match field {
-            Field::Name => v.name = et.title.clone(),
-            Field::Description => {
-                v.description = (!et.description.is_empty()).then(|| et.description.clone())
-            }
-            Field::DurationMinutes => v.duration_minutes = et.length.get() as i32,
-            Field::Visibility => {
-                v.is_online = !et.hidden;
-                if !et.hidden {
-                    v.is_active = true;
-                }
-            }
-            Field::Price => v.price = et.price,
-        }
-    }
-    v
 }
 
 /// A new service's values, all from Cal.com.

@@ -4,8 +4,8 @@
 //!
 //! The protection contract lives here and in the store's signature: the only
 //! business-column writes of existing services a plan can contain are
-//! [`Overwrites`], and building those needs the [`OverwriteGrant`] that only the
-//! policy hands out. The ledger rule lives here too: every Cal.com value that a
+//! [`Overwrite`]s, and changing a field in one needs the [`FieldGrant`] that only
+//! the field's ownership (or an operator's adoption) hands out. The ledger rule lives here too: every Cal.com value that a
 //! pass does not apply, or pushes over, is written to the drift ledger in the same
 //! transaction. The model-based tests in `tests.rs` check both over random runs.
 
@@ -14,17 +14,15 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDateTime;
 use serde::Serialize;
 
-use super::diff::{
-    Comparison, Diff, Difference, FieldChange, calcom_values, imported_baseline, imported_values,
-};
+use super::diff::{Comparison, Diff, Difference, FieldChange, imported_baseline, imported_values};
 use crate::calcom::{EventTypePatch, RecordError};
 use crate::domain::{
-    Agreed, Change, Comparable, DriftEntry, EventType, EventTypeId, Field, Origin, OverwriteGrant,
-    Policy, Resolution, Service, ServiceId, SyncStatus,
+    Agreed, Change, Comparable, DriftEntry, EventType, EventTypeId, Field, Origin, Owner, Policy,
+    PushState, Resolution, Service, ServiceId, SyncStatus,
 };
 use crate::store::{
     AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, LinkedService,
-    MetadataUpdate, NewService, Overwrite, Overwrites, RegistryEntry,
+    MetadataUpdate, NewService, Overwrite, PushStateWrite, RegistryEntry,
 };
 
 /// Why a service is pushed to Cal.com.
@@ -73,6 +71,14 @@ pub enum Hold {
     NotMarkedPending,
     /// API v2 cannot set it (price).
     Unpushable,
+    /// Cal.com owns the field (`sync.ownership`): the platform's edit is recorded
+    /// as drift the other way, not pushed.
+    CalcomOwned,
+    /// The same push failed before; the next attempt waits (`sync.push_backoff_*`).
+    Backoff,
+    /// Cal.com refused the same push, or it failed `sync.max_push_attempts` times:
+    /// not retried until the platform changes or an operator pushes.
+    NeedsHuman,
 }
 
 /// What the pass does with one differing field.
@@ -93,7 +99,7 @@ pub enum FieldAction {
     PushOver,
     /// A platform edit not pushed.
     Hold(Hold),
-    /// `allow_calcom_overwrites`: Cal.com's value into the platform (`overwritten`).
+    /// Cal.com owns the field: its value into the platform (`overwritten`).
     TakeCalcom,
 }
 
@@ -188,7 +194,16 @@ pub enum Decision {
 pub enum PushOutcome {
     /// Cal.com took the PATCH; the event type as Cal.com stored it.
     Succeeded(EventType),
-    Failed(String),
+    Failed(PushFailure),
+}
+
+/// Why a push failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushFailure {
+    pub error: String,
+    /// Cal.com refused it (a 4xx other than 429), or calsync knew before sending
+    /// that Cal.com cannot take the value: retrying the same PATCH cannot help.
+    pub refused: bool,
 }
 
 /// Everything a pass over one account will do.
@@ -207,6 +222,7 @@ pub struct Plan {
     /// Records in the listing (readable or not).
     pub event_types: usize,
     pub policy: Policy,
+    pub now: NaiveDateTime,
     open_drift: HashMap<ServiceId, Vec<DriftEntry>>,
 }
 
@@ -249,6 +265,8 @@ pub struct PlanInput<'a> {
     pub services: &'a [LinkedService],
     pub open_drift: &'a [DriftEntry],
     pub listed_records: usize,
+    /// When the pass plans (backoff: is the next attempt due?).
+    pub now: NaiveDateTime,
 }
 
 /// Decides, per difference, what the pass does.
@@ -270,6 +288,7 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
         guarded_services: diff.guarded_services,
         event_types: input.listed_records,
         policy,
+        now: input.now,
         open_drift,
         ..Plan::default()
     };
@@ -302,7 +321,7 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
             Difference::Differs(cmp) => {
                 note_registry(&mut plan, &cmp.event_type);
                 let open = plan.open_drift_of(cmp.service.id).to_vec();
-                Decision::Reconcile(Box::new(plan_service(cmp, policy, &open, None)))
+                Decision::Reconcile(Box::new(plan_service(cmp, policy, &open, None, input.now)))
             }
             Difference::Unreadable { error, service } => Decision::Unreadable { error, service },
             Difference::Orphaned(service) => Decision::Orphan(service),
@@ -313,37 +332,56 @@ pub fn plan(diff: Diff, input: PlanInput<'_>) -> Plan {
 }
 
 /// The decision for each differing field of one service, and the PATCH.
-/// `reason` overrides the push reason (a manual push).
+/// `reason` overrides the push reason (a manual push, which backoff never holds).
 pub fn plan_service(
     cmp: Comparison,
     policy: Policy,
     open: &[DriftEntry],
     reason: Option<PushReason>,
+    now: NaiveDateTime,
 ) -> ServicePlan {
     let pending = cmp.service.sync_status == SyncStatus::Pending;
-    let fields: Vec<FieldPlan> = cmp
+    let mut fields: Vec<FieldPlan> = cmp
         .fields
         .iter()
         .map(|fc| {
             let pushable = fc.field.pushable();
-            let action = match fc.change {
-                Change::CalcomEdit if policy.allow_calcom_overwrites => FieldAction::TakeCalcom,
-                Change::CalcomEdit if policy.repush_drifted && pushable => FieldAction::Repush,
-                Change::CalcomEdit => FieldAction::KeepPlatform,
-                Change::Conflict if policy.allow_calcom_overwrites => FieldAction::TakeCalcom,
-                Change::Conflict if policy.push_pending && pushable => FieldAction::PushOver,
-                Change::Conflict => FieldAction::KeepPlatform,
-                Change::PlatformEdit if !pushable => FieldAction::Hold(Hold::Unpushable),
-                Change::PlatformEdit if !policy.push_pending => FieldAction::Hold(Hold::PushingOff),
-                Change::PlatformEdit if fc.baseline.is_none() => FieldAction::PushOver,
-                Change::PlatformEdit if !(pending || policy.detect_platform_edits) => {
+            let action = match (policy.ownership.of(fc.field), fc.change) {
+                // `compare` never yields an ignored field; should one arrive, it
+                // is neither written nor pushed.
+                (Owner::Ignore, _) => FieldAction::Hold(Hold::CalcomOwned),
+                (Owner::Calcom, Change::CalcomEdit | Change::Conflict) => FieldAction::TakeCalcom,
+                (Owner::Calcom, Change::PlatformEdit) => FieldAction::Hold(Hold::CalcomOwned),
+                (Owner::Platform, Change::CalcomEdit) if policy.repush_drifted && pushable => {
+                    FieldAction::Repush
+                }
+                (Owner::Platform, Change::CalcomEdit) => FieldAction::KeepPlatform,
+                (Owner::Platform, Change::Conflict) if policy.push_pending && pushable => {
+                    FieldAction::PushOver
+                }
+                (Owner::Platform, Change::Conflict) => FieldAction::KeepPlatform,
+                (Owner::Platform, Change::PlatformEdit) if !pushable => {
+                    FieldAction::Hold(Hold::Unpushable)
+                }
+                (Owner::Platform, Change::PlatformEdit) if !policy.push_pending => {
+                    FieldAction::Hold(Hold::PushingOff)
+                }
+                (Owner::Platform, Change::PlatformEdit) if fc.baseline.is_none() => {
+                    FieldAction::PushOver
+                }
+                (Owner::Platform, Change::PlatformEdit)
+                    if !(pending || policy.detect_platform_edits) =>
+                {
                     FieldAction::Hold(Hold::NotMarkedPending)
                 }
-                Change::PlatformEdit => FieldAction::PushEdit,
+                (Owner::Platform, Change::PlatformEdit) => FieldAction::PushEdit,
             };
             let origin = match (fc.change, action) {
                 (Change::CalcomEdit, _) => Some(Origin::CalcomEdit),
                 (Change::Conflict, _) => Some(Origin::Conflict),
+                (Change::PlatformEdit, FieldAction::Hold(Hold::CalcomOwned)) => {
+                    Some(Origin::PlatformEdit)
+                }
                 // No baseline: calsync cannot tell whether Cal.com changed too, so
                 // Cal.com's value is recorded whether it is pushed over or not.
                 (Change::PlatformEdit, _) if fc.baseline.is_none() => Some(Origin::Conflict),
@@ -363,11 +401,32 @@ pub fn plan_service(
             }
         })
         .collect();
-    let push_fields: Vec<Field> = fields
+    let mut push_fields: Vec<Field> = fields
         .iter()
         .filter(|f| f.pushed())
         .map(|f| f.change.field)
         .collect();
+    // Backoff: the same values failed before. Wait for the next attempt, or for a
+    // human when Cal.com refused them; a platform change makes a new key.
+    if reason.is_none()
+        && !push_fields.is_empty()
+        && let Some(state) = &cmp.push_state
+        && state.values_key == values_key(&cmp.service, &push_fields)
+    {
+        let hold = if state.needs_human {
+            Some(Hold::NeedsHuman)
+        } else if now < state.next_attempt_at {
+            Some(Hold::Backoff)
+        } else {
+            None
+        };
+        if let Some(hold) = hold {
+            for f in fields.iter_mut().filter(|f| f.pushed()) {
+                f.action = FieldAction::Hold(hold);
+            }
+            push_fields.clear();
+        }
+    }
     let reason = reason.unwrap_or_else(|| {
         if pending {
             PushReason::Pending
@@ -388,6 +447,17 @@ pub fn plan_service(
         patch,
     });
     ServicePlan { cmp, fields, push }
+}
+
+/// The platform values a push of `fields` carries, canonical: the key a push's
+/// retry state is kept under.
+pub fn values_key(service: &Service, fields: &[Field]) -> String {
+    let values = Comparable::of_service(&service.values);
+    let map: BTreeMap<&str, String> = fields
+        .iter()
+        .filter_map(|f| Some((f.as_str(), values.get(*f)?.key())))
+        .collect();
+    serde_json::to_string(&map).unwrap_or_default()
 }
 
 /// The PATCH that sets `fields` to the platform's values, or `None` for none.
@@ -468,9 +538,48 @@ fn price_message(d: &FieldChange) -> String {
     )
 }
 
-/// Why the fields left differing after this pass differ, for `sync_error`.
-fn status_message(left: &[&FieldPlan], failure: Option<&str>) -> String {
+/// Why the fields left differing after this pass differ, for `sync_error`. A push
+/// that needs a human comes first: the message then begins `needs a human:`.
+fn status_message(
+    id: ServiceId,
+    left: &[&FieldPlan],
+    failure: Option<&PushFailure>,
+    state: Option<&PushState>,
+    policy: Policy,
+) -> String {
     let mut parts = Vec::new();
+    let retry = |fields: &str, state: &PushState| {
+        if state.needs_human {
+            format!(
+                "needs a human: Cal.com did not take the push of {fields} after {} attempt(s) (last answer: {}); calsync stops retrying until the service changes in the platform. Fix the cause, then push it with `calsync push --service {id}`",
+                state.attempts, state.last_error
+            )
+        } else {
+            format!(
+                "push of {fields} to Cal.com failed (attempt {} of {}): {}; next attempt after {} UTC",
+                state.attempts,
+                policy.backoff.max_attempts,
+                state.last_error,
+                state.next_attempt_at.format("%Y-%m-%d %H:%M:%S")
+            )
+        }
+    };
+    let waiting: Vec<&str> = left
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.action,
+                FieldAction::Hold(Hold::Backoff | Hold::NeedsHuman)
+            )
+        })
+        .map(|f| f.change.field.as_str())
+        .collect();
+    match (state, failure) {
+        (Some(state), _) if !waiting.is_empty() => parts.push(retry(&waiting.join(", "), state)),
+        (Some(state), Some(_)) => parts.push(retry("the platform's values", state)),
+        (None, Some(f)) => parts.push(format!("push to Cal.com failed, will retry: {}", f.error)),
+        (_, None) => {}
+    }
     let kept: Vec<Field> = left
         .iter()
         .filter(|f| f.action == FieldAction::KeepPlatform && f.change.field != Field::Price)
@@ -492,15 +601,16 @@ fn status_message(left: &[&FieldPlan], failure: Option<&str>) -> String {
             FieldAction::Hold(Hold::NotMarkedPending) => parts.push(format!(
                 "the platform changed {name} without marking the service pending and sync.detect_platform_edits is off: set sync_status='pending' to push it"
             )),
+            FieldAction::Hold(Hold::CalcomOwned) => parts.push(format!(
+                "the platform changed {name}, which Cal.com owns (sync.ownership), so it is not pushed: make the change in Cal.com, or make the platform the owner of {name}"
+            )),
+            FieldAction::Hold(Hold::Backoff | Hold::NeedsHuman) => {}
             FieldAction::KeepPlatform
             | FieldAction::Repush
             | FieldAction::PushEdit
             | FieldAction::PushOver
             | FieldAction::TakeCalcom => {}
         }
-    }
-    if let Some(e) = failure {
-        parts.push(format!("push to Cal.com failed, will retry: {e}"));
     }
     parts.join("; ")
 }
@@ -582,12 +692,10 @@ pub fn normalised(push: &Push, now_in_calcom: &EventType) -> Vec<Normalised> {
 pub fn build_write(
     plan: &Plan,
     outcomes: &HashMap<ServiceId, PushOutcome>,
-    grant: Option<OverwriteGrant>,
     now: NaiveDateTime,
 ) -> AccountWrite {
     let mut w = AccountWrite::new(plan.account.clone(), now);
     w.registry = plan.registry.clone();
-    let mut overwrite_rows = Vec::new();
 
     for decision in &plan.decisions {
         match decision {
@@ -607,6 +715,9 @@ pub fn build_write(
             Decision::InSync(cmp) => {
                 let id = cmp.service.id;
                 close_open(&mut w, plan, id, &BTreeMap::new(), &[], &[]);
+                if cmp.push_state.is_some() {
+                    w.push_states_cleared.push(id);
+                }
                 if cmp.baseline_changed() {
                     w.baselines.push(BaselineWrite {
                         service_id: Some(id),
@@ -627,13 +738,9 @@ pub fn build_write(
                     });
                 }
             }
-            Decision::Reconcile(sp) => write_service(
-                &mut w,
-                plan,
-                sp,
-                outcomes.get(&sp.cmp.service.id),
-                &mut overwrite_rows,
-            ),
+            Decision::Reconcile(sp) => {
+                write_service(&mut w, plan, sp, outcomes.get(&sp.cmp.service.id))
+            }
             Decision::Unreadable { error, service } => {
                 if let Some(s) = service {
                     w.metadata.push(MetadataUpdate {
@@ -657,11 +764,6 @@ pub fn build_write(
                 });
             }
         }
-    }
-    if !overwrite_rows.is_empty()
-        && let Some(grant) = grant
-    {
-        w.overwrites = Some(Overwrites::new(grant, overwrite_rows));
     }
     w
 }
@@ -694,7 +796,9 @@ fn close_open(
         w.drift_resolutions.push(DriftResolution {
             service_id: id,
             field: e.field,
-            resolution: if differing.contains(&e.field) {
+            resolution: if !plan.policy.ownership.compared(e.field) {
+                Resolution::Ignored
+            } else if differing.contains(&e.field) {
                 Resolution::Superseded
             } else {
                 Resolution::Agreed
@@ -708,7 +812,6 @@ fn write_service(
     plan: &Plan,
     sp: &ServicePlan,
     outcome: Option<&PushOutcome>,
-    overwrite_rows: &mut Vec<Overwrite>,
 ) {
     let service = &sp.cmp.service;
     let et = &sp.cmp.event_type;
@@ -718,13 +821,13 @@ fn write_service(
         _ => None,
     };
     let failure = match outcome {
-        Some(PushOutcome::Failed(e)) => Some(e.as_str()),
+        Some(PushOutcome::Failed(f)) => Some(f),
         _ => None,
     };
     let mut baseline = sp.cmp.baseline.clone();
     let mut how: BTreeMap<Field, Resolution> = BTreeMap::new();
     let mut left: Vec<&FieldPlan> = Vec::new();
-    let mut overwritten: Vec<Field> = Vec::new();
+    let mut overwrite = Overwrite::new(id, service.values.clone());
     let calcom_now = stored_now.map(Comparable::of_event_type);
 
     for fp in &sp.fields {
@@ -744,10 +847,14 @@ fn write_service(
         }
         match fp.action {
             FieldAction::KeepPlatform | FieldAction::Hold(_) => left.push(fp),
-            FieldAction::TakeCalcom => {
-                how.insert(f, Resolution::Overwritten);
-                overwritten.push(f);
-            }
+            FieldAction::TakeCalcom => match plan.policy.ownership.grant(f) {
+                Some(grant) => {
+                    how.insert(f, Resolution::Overwritten);
+                    overwrite.take(&grant, et);
+                }
+                // No grant, no write: the value stays recorded, open.
+                None => left.push(fp),
+            },
             FieldAction::Repush | FieldAction::PushEdit | FieldAction::PushOver => {
                 match calcom_now.as_ref().and_then(|c| c.get(f)) {
                     Some(stored) => {
@@ -806,17 +913,52 @@ fn write_service(
             baseline,
         });
     }
-    let expected = if overwritten.is_empty() {
-        service.values.clone()
-    } else {
-        let new = calcom_values(&service.values, et, &overwritten);
-        overwrite_rows.push(Overwrite {
-            id,
-            expected: service.values.clone(),
-            new: new.clone(),
-        });
-        new
-    };
+    let overwritten = !overwrite.fields().is_empty();
+    let expected = overwrite.values().clone();
+    if overwritten {
+        w.overwrites.push(overwrite);
+    }
+    // The push's retry state: a failure counts an attempt (a new one when the
+    // values changed); a success, or nothing left to push or hold, ends it.
+    let held = sp.fields.iter().any(|f| {
+        matches!(
+            f.action,
+            FieldAction::Hold(Hold::Backoff | Hold::NeedsHuman)
+        )
+    });
+    match (&sp.push, failure) {
+        (Some(push), Some(f)) => {
+            let key = values_key(service, &push.fields);
+            let manual = push.reason == PushReason::Manual;
+            let before = sp
+                .cmp
+                .push_state
+                .as_ref()
+                .filter(|s| s.values_key == key && !manual)
+                .map_or(0, |s| s.attempts);
+            let attempts = before.saturating_add(1);
+            let backoff = plan.policy.backoff;
+            w.push_states.push(PushStateWrite {
+                service_id: id,
+                state: PushState {
+                    values_key: key,
+                    attempts,
+                    next_attempt_at: w.now
+                        + chrono::Duration::seconds(
+                            i64::try_from(backoff.delay_secs(attempts)).unwrap_or(i64::MAX / 2),
+                        ),
+                    needs_human: f.refused || attempts >= backoff.max_attempts,
+                    last_error: f.error.clone(),
+                },
+            });
+        }
+        _ if held => {}
+        _ => {
+            if sp.cmp.push_state.is_some() {
+                w.push_states_cleared.push(id);
+            }
+        }
+    }
     // Confirm the platform values (guarded: a platform edit made meanwhile keeps
     // the row pending) once Cal.com took the push, or when nothing is left to push
     // (what still differs is Cal.com's side, or cannot be pushed); a failed push,
@@ -826,14 +968,22 @@ fn write_service(
             .fields
             .iter()
             .any(|f| f.action == FieldAction::Hold(Hold::PushingOff));
-    if stored_now.is_some() || (nothing_to_push && overwritten.is_empty()) {
+    // After an overwrite, `expected` holds the values written: a pending row (its
+    // platform edit had nothing to push) is confirmed once they are in place.
+    if stored_now.is_some() || nothing_to_push {
         w.confirmations.push(Confirmation { id, expected });
     }
     if !left.is_empty() || failure.is_some() {
+        let state = w
+            .push_states
+            .iter()
+            .find(|p| p.service_id == id)
+            .map(|p| &p.state)
+            .or(sp.cmp.push_state.as_ref());
         w.metadata.push(MetadataUpdate {
             id,
             status: SyncStatus::Error,
-            error: Some(status_message(&left, failure)),
+            error: Some(status_message(id, &left, failure, state, plan.policy)),
         });
     }
 }
@@ -867,6 +1017,12 @@ pub struct PlanCounts {
     /// Linked services missing from the listing but not (yet) proven gone.
     pub missing_kept: usize,
     pub unreadable: usize,
+    /// Open drift entries under an unexpired acknowledgement.
+    pub acknowledged: usize,
+    /// Pushes held by backoff (waiting for their next attempt).
+    pub backoff: usize,
+    /// Pushes that need a human.
+    pub needs_human: usize,
 }
 
 impl Plan {
@@ -874,6 +1030,12 @@ impl Plan {
         let mut c = PlanCounts {
             event_types: self.event_types,
             missing_kept: self.kept_missing.len(),
+            acknowledged: self
+                .open_drift
+                .values()
+                .flatten()
+                .filter(|e| e.acknowledged_at(self.now))
+                .count(),
             ..PlanCounts::default()
         };
         for d in &self.decisions {
@@ -908,6 +1070,19 @@ impl Plan {
                     if sp.push.is_some() {
                         c.pushes += 1;
                     }
+                    if sp
+                        .fields
+                        .iter()
+                        .any(|f| f.action == FieldAction::Hold(Hold::NeedsHuman))
+                    {
+                        c.needs_human += 1;
+                    } else if sp
+                        .fields
+                        .iter()
+                        .any(|f| f.action == FieldAction::Hold(Hold::Backoff))
+                    {
+                        c.backoff += 1;
+                    }
                 }
                 Decision::Unreadable { .. } => c.unreadable += 1,
                 Decision::Orphan(_) => c.orphans += 1,
@@ -917,19 +1092,28 @@ impl Plan {
     }
 
     /// A plan for one service (the manual push): every differing pushable field
-    /// is pushed, with the same ledger rules as a pass.
-    pub fn single(account: &str, company_id: i64, cmp: Comparison, open: Vec<DriftEntry>) -> Plan {
+    /// the platform owns is pushed, backoff or not, with the same ledger rules as
+    /// a pass; fields Cal.com owns follow their ownership as in a pass.
+    pub fn single(
+        account: &str,
+        company_id: i64,
+        policy: Policy,
+        cmp: Comparison,
+        open: Vec<DriftEntry>,
+        now: NaiveDateTime,
+    ) -> Plan {
         let policy = Policy {
             push_pending: true,
             repush_drifted: true,
             detect_platform_edits: true,
-            allow_calcom_overwrites: false,
             import_unknown: false,
+            ..policy
         };
         let mut plan = Plan {
             account: account.to_owned(),
             company_id,
             policy,
+            now,
             ..Plan::default()
         };
         let id = cmp.service.id;
@@ -941,6 +1125,7 @@ impl Plan {
                 policy,
                 &open,
                 Some(PushReason::Manual),
+                now,
             )))
         };
         if !open.is_empty() {
@@ -948,5 +1133,78 @@ impl Plan {
         }
         plan.decisions.push(decision);
         plan
+    }
+}
+
+/// What the blast-radius guard sees in a plan: the account's linked services, and
+/// how many this pass would orphan or write Cal.com values into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardCheck {
+    pub linked: usize,
+    pub orphans: usize,
+    pub overwrites: usize,
+    pub tripped: Option<crate::domain::GuardReason>,
+    pub policy: crate::domain::Guard,
+}
+
+impl GuardCheck {
+    /// `newly_orphaned`: services Cal.com confirmed gone in this pass (known
+    /// orphans were counted when they went).
+    pub fn of(plan: &Plan, policy: Policy, newly_orphaned: usize) -> Self {
+        let linked = plan
+            .decisions
+            .iter()
+            .filter(|d| match d {
+                Decision::InSync(_) | Decision::Reconcile(_) | Decision::Orphan(_) => true,
+                Decision::Unreadable { service, .. } => service.is_some(),
+                Decision::Import(_) | Decision::NotImported(_) => false,
+            })
+            .count()
+            + plan.kept_missing.len();
+        let overwrites = plan
+            .services()
+            .filter(|sp| sp.overwrites().next().is_some())
+            .count();
+        Self {
+            linked,
+            orphans: newly_orphaned,
+            overwrites,
+            tripped: policy.guard.trips(linked, newly_orphaned, overwrites),
+            policy: policy.guard,
+        }
+    }
+
+    /// The counts as operators read them, for the tripped reason.
+    pub fn describe(&self, reason: crate::domain::GuardReason) -> String {
+        let (n, limit) = match reason {
+            crate::domain::GuardReason::Orphans => (self.orphans, self.policy.max_orphan_percent),
+            crate::domain::GuardReason::Overwrites => {
+                (self.overwrites, self.policy.max_overwrite_percent)
+            }
+        };
+        format!(
+            "it would {} {n} of {} linked services, more than sync.guard.max_{}_percent = {limit}",
+            match reason {
+                crate::domain::GuardReason::Orphans => "orphan",
+                crate::domain::GuardReason::Overwrites => "write Cal.com values into",
+            },
+            self.linked,
+            match reason {
+                crate::domain::GuardReason::Orphans => "orphan",
+                crate::domain::GuardReason::Overwrites => "overwrite",
+            },
+        )
+    }
+
+    /// The report's view, when there is anything to say.
+    pub fn report(&self) -> Option<super::report::GuardReport> {
+        self.tripped.map(|reason| super::report::GuardReport {
+            reason,
+            linked: self.linked,
+            orphans: self.orphans,
+            overwrites: self.overwrites,
+            approved: false,
+            message: self.describe(reason),
+        })
     }
 }

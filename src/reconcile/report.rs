@@ -3,8 +3,20 @@
 
 use serde::Serialize;
 
-use super::plan::{Decision, FieldAction, Plan, PlanCounts, PushReason};
-use crate::domain::{EventTypeId, FieldDiff, ServiceId};
+use super::plan::{Decision, FieldAction, Hold, Plan, PlanCounts, PushReason};
+use crate::domain::{EventTypeId, FieldDiff, GuardReason, Ownership, ServiceId};
+
+/// What the blast-radius guard did (or, in a plan, would do) for an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardReport {
+    pub reason: GuardReason,
+    pub linked: usize,
+    pub orphans: usize,
+    pub overwrites: usize,
+    /// An operator's approval let the pass through.
+    pub approved: bool,
+    pub message: String,
+}
 
 /// One line of a plan or pass report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,6 +67,16 @@ pub enum Item {
     NotImported {
         event_type_id: EventTypeId,
     },
+    /// A push that failed before waits for its next attempt, or for a human.
+    Waiting {
+        service_id: ServiceId,
+        event_type_id: EventTypeId,
+        fields: Vec<FieldDiff>,
+        attempts: u32,
+        next_attempt_at: chrono::NaiveDateTime,
+        needs_human: bool,
+        last_error: String,
+    },
 }
 
 /// One account's part of a pass.
@@ -62,7 +84,8 @@ pub enum Item {
 pub struct AccountReport {
     pub account: String,
     /// `success`, `partial` (committed, but a record was unreadable or a push
-    /// failed) or `failure` (nothing was committed).
+    /// failed), `held` (the blast-radius guard stopped it; nothing but the run
+    /// journal line was written) or `failure` (nothing was committed).
     pub result: &'static str,
     pub error: Option<String>,
     pub counts: PlanCounts,
@@ -74,6 +97,12 @@ pub struct AccountReport {
     pub empty_listing_guarded: bool,
     pub calcom_requests: u32,
     pub sql_statements: u64,
+    /// Who owns each field for this account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+    /// The blast-radius guard, when it trips.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardReport>,
     pub items: Vec<Item>,
 }
 
@@ -119,10 +148,35 @@ impl AccountReport {
                             fields: over,
                         });
                     }
+                    let waiting: Vec<FieldDiff> = sp
+                        .fields
+                        .iter()
+                        .filter(|f| {
+                            matches!(
+                                f.action,
+                                FieldAction::Hold(Hold::Backoff | Hold::NeedsHuman)
+                            )
+                        })
+                        .map(|f| f.change.diff())
+                        .collect();
+                    if let (false, Some(state)) = (waiting.is_empty(), &sp.cmp.push_state) {
+                        groups[4].push(Item::Waiting {
+                            service_id: id,
+                            event_type_id,
+                            fields: waiting,
+                            attempts: state.attempts,
+                            next_attempt_at: state.next_attempt_at,
+                            needs_human: state.needs_human,
+                            last_error: state.last_error.clone(),
+                        });
+                    }
                     let held: Vec<FieldDiff> = sp
                         .fields
                         .iter()
-                        .filter(|f| matches!(f.action, FieldAction::Hold(_)))
+                        .filter(|f| {
+                            matches!(f.action, FieldAction::Hold(h)
+                                if !matches!(h, Hold::Backoff | Hold::NeedsHuman))
+                        })
                         .map(|f| f.change.diff())
                         .collect();
                     if !held.is_empty() {
@@ -169,10 +223,12 @@ impl AccountReport {
         }
     }
 
-    /// A failure for exit codes: the account failed, a record was unreadable, or a
-    /// push failed.
+    /// A failure for exit codes: the account failed or was held by the guard, a
+    /// record was unreadable, or a push failed.
     pub fn has_failures(&self) -> bool {
-        self.result == "failure" || self.counts.unreadable > 0 || self.push_failures > 0
+        matches!(self.result, "failure" | "held")
+            || self.counts.unreadable > 0
+            || self.push_failures > 0
     }
 }
 
@@ -248,6 +304,38 @@ impl PassReport {
                     c.orphans,
                     c.unreadable
                 ));
+            }
+            if let Some(o) = &a.ownership
+                && *o != Ownership::default()
+            {
+                let owners: Vec<String> = o
+                    .to_map()
+                    .into_iter()
+                    .map(|(f, owner)| format!("{f} {owner}"))
+                    .collect();
+                out.push_str(&format!("  ownership: {}\n", owners.join(", ")));
+            }
+            if c.acknowledged > 0 {
+                out.push_str(&format!(
+                    "  acknowledged drift entries: {} (left out of the drift gauges; `calsync drift --state acknowledged`)\n",
+                    c.acknowledged
+                ));
+            }
+            if let Some(g) = &a.guard {
+                out.push_str(&match (a.result, g.approved, self.dry_run) {
+                    ("held", _, _) => format!(
+                        "  ! held by the blast-radius guard: {}; nothing was written. Check Cal.com, then `calsync approve --account {}`\n",
+                        g.message, a.account
+                    ),
+                    (_, true, _) => format!(
+                        "  ! the blast-radius guard tripped ({}) and an operator's approval let this pass through\n",
+                        g.message
+                    ),
+                    (_, false, _) => format!(
+                        "  ! the blast-radius guard would hold this account: {}; `calsync approve --account {}` lets one pass through\n",
+                        g.message, a.account
+                    ),
+                });
             }
             if a.empty_listing_guarded {
                 out.push_str("  ! Cal.com listed no event types although services are linked: nothing was orphaned\n");
@@ -334,6 +422,28 @@ fn item_text(item: &Item) -> String {
             "held     service {service_id} / event type {event_type_id} (platform edit not pushed): {}",
             fields(f)
         ),
+        Item::Waiting {
+            service_id,
+            event_type_id,
+            fields: f,
+            attempts,
+            next_attempt_at,
+            needs_human,
+            last_error,
+        } => {
+            if *needs_human {
+                format!(
+                    "human    service {service_id} / event type {event_type_id}: push needs a human after {attempts} attempt(s) ({last_error}): {}",
+                    fields(f)
+                )
+            } else {
+                format!(
+                    "backoff  service {service_id} / event type {event_type_id}: push waits until {} UTC (attempt {attempts} failed: {last_error}): {}",
+                    next_attempt_at.format("%Y-%m-%d %H:%M:%S"),
+                    fields(f)
+                )
+            }
+        }
         Item::MissingKept {
             service_id,
             event_type_id,

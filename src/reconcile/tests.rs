@@ -9,8 +9,13 @@
 //!
 //! Next to the model an *oracle* follows the truth the code cannot see directly:
 //! which side changed each field since the two last agreed. After every pass the
-//! test checks the contract:
-//! - no platform business value changes without a grant;
+//! test checks the contract, with a random owner per field (`platform`,
+//! `calcom`, `ignore`):
+//! - no platform business value changes without a grant: only fields Cal.com
+//!   owns change, only to Cal.com's value, and the old platform value is kept in
+//!   the ledger (closed `overwritten`); every overwrite row carries only granted
+//!   fields;
+//! - fields Cal.com owns or that are ignored are never pushed;
 //! - every Cal.com value calsync replaced is in the ledger (open, or closed as
 //!   `superseded` / `repushed`), and every Cal.com-side value it kept out of the
 //!   platform is open in the ledger;
@@ -25,11 +30,12 @@ use chrono::NaiveDateTime;
 use proptest::prelude::*;
 
 use super::diff::{OrphanScope, compare, diff, imported_baseline};
-use super::plan::{PlanInput, PushOutcome, build_write, plan, push_intents};
+use super::plan::{PlanInput, PushFailure, PushOutcome, build_write, plan, push_intents};
 use crate::calcom::RecordError;
 use crate::domain::{
-    Baseline, BusinessValues, Comparable, Currency, DriftEntry, EventType, EventTypeId, Field,
-    Minutes, Money, Origin, Policy, Resolution, Service, ServiceId, SyncStatus,
+    Backoff, Baseline, BusinessValues, Comparable, Currency, DriftEntry, EventType, EventTypeId,
+    Field, Guard, Minutes, Money, Origin, Owner, Ownership, Policy, PushState, Resolution, Service,
+    ServiceId, SyncStatus,
 };
 use crate::store::{AccountWrite, DriftObservation, LinkedService, RegistryEntry};
 
@@ -121,6 +127,32 @@ struct Run {
     steps: Vec<Step>,
 }
 
+fn owner() -> impl Strategy<Value = Owner> {
+    prop_oneof![
+        4 => Just(Owner::Platform),
+        1 => Just(Owner::Calcom),
+        1 => Just(Owner::Ignore),
+    ]
+}
+
+fn ownership() -> impl Strategy<Value = Ownership> {
+    prop::array::uniform5(owner()).prop_map(|owners| {
+        let mut o = Ownership::default();
+        for (f, w) in Field::ALL.into_iter().zip(owners) {
+            o.set(f, w);
+        }
+        o
+    })
+}
+
+/// Backoff that never holds a retry in the three-way model (one pass is a
+/// minute later); backoff has its own property below.
+const NO_WAIT: Backoff = Backoff {
+    max_attempts: 10_000,
+    initial_secs: 1,
+    max_secs: 1,
+};
+
 fn run_strategy() -> impl Strategy<Value = Run> {
     (
         1usize..=3,
@@ -128,21 +160,26 @@ fn run_strategy() -> impl Strategy<Value = Run> {
         any::<bool>(),
         any::<bool>(),
         prop::bool::weighted(0.8),
+        ownership(),
     )
-        .prop_flat_map(|(services, repush, push_pending, detect, baselined)| {
-            (
-                Just(services),
-                Just(Policy {
-                    import_unknown: true,
-                    push_pending,
-                    repush_drifted: repush,
-                    allow_calcom_overwrites: false,
-                    detect_platform_edits: detect,
-                }),
-                Just(baselined),
-                prop::collection::vec(step(services), 1..14),
-            )
-        })
+        .prop_flat_map(
+            |(services, repush, push_pending, detect, baselined, ownership)| {
+                (
+                    Just(services),
+                    Just(Policy {
+                        import_unknown: true,
+                        push_pending,
+                        repush_drifted: repush,
+                        detect_platform_edits: detect,
+                        ownership,
+                        guard: Guard::default(),
+                        backoff: NO_WAIT,
+                    }),
+                    Just(baselined),
+                    prop::collection::vec(step(services), 1..14),
+                )
+            },
+        )
         .prop_map(|(services, policy, baselined, steps)| Run {
             policy,
             baselined,
@@ -188,6 +225,7 @@ struct Model {
     calcom: BTreeMap<i64, EventType>,
     baselines: HashMap<ServiceId, Baseline>,
     registry: HashMap<EventTypeId, RegistryEntry>,
+    push_states: HashMap<ServiceId, PushState>,
     open: BTreeMap<(ServiceId, Field), Entry>,
     closed: Vec<(DriftEntry, Resolution)>,
     /// `calsync_protection_triggered_total`, summed over fields.
@@ -247,6 +285,7 @@ impl Model {
                     .calcom_event_type_id
                     .and_then(|id| self.registry.get(&id).cloned()),
                 baseline: self.baselines.get(&s.id).cloned(),
+                push_state: self.push_states.get(&s.id).cloned(),
             })
             .collect()
     }
@@ -323,6 +362,7 @@ impl Model {
             first_seen_at: now,
             last_seen_at: now,
             times_seen: i64::from(o.intent.is_none()),
+            acknowledged: None,
         };
         if let Some(r) = o.closed {
             self.closed.push((entry, r));
@@ -369,12 +409,12 @@ impl Model {
             w.imports.is_empty(),
             "the model lists only linked event types"
         );
-        if let Some(o) = &w.overwrites {
-            for r in o.rows() {
-                let i = find(&mut self.services, r.id);
-                let s = &mut self.services[i];
-                if s.sync_status != SyncStatus::Pending && s.values == r.expected {
-                    s.values = r.new.clone();
+        for r in &w.overwrites {
+            let i = find(&mut self.services, r.id());
+            let s = &mut self.services[i];
+            if s.values == *r.expected() {
+                s.values = r.values().clone();
+                if s.sync_status != SyncStatus::Pending {
                     s.sync_status = SyncStatus::Synced;
                 }
             }
@@ -413,6 +453,14 @@ impl Model {
         for b in &w.baselines {
             self.baselines
                 .insert(b.service_id.unwrap(), b.baseline.clone());
+        }
+        for p in &w.push_states {
+            self.push_states.insert(p.service_id, p.state.clone());
+        }
+        for id in &w.push_states_cleared {
+            if !w.push_states.iter().any(|p| p.service_id == *id) {
+                self.push_states.remove(id);
+            }
         }
     }
 
@@ -514,6 +562,7 @@ fn pass(
             account: ACCOUNT,
             company_id: COMPANY,
             sole_account_for_company: true,
+            ownership: run.policy.ownership,
         },
     );
     prop_assert!(d.missing.is_empty());
@@ -526,8 +575,10 @@ fn pass(
             services: &linked,
             open_drift: &open,
             listed_records: listing.len(),
+            now,
         },
     );
+    let owner = |f: Field| run.policy.ownership.of(f);
     let before: Vec<BusinessValues> = m.services.iter().map(|s| s.values.clone()).collect();
     // What each side held when the pass listed, per service.
     let listed: HashMap<ServiceId, Vec<(Field, String, String, String)>> = m
@@ -541,9 +592,19 @@ fn pass(
         })
         .collect();
 
-    // Pushes: only what the three-way table allows.
+    // Pushes: only fields the platform owns, and only what the three-way table
+    // allows.
     for push in p.pushes() {
         let sid = push.service.id;
+        for f in &push.fields {
+            prop_assert_eq!(
+                owner(*f),
+                Owner::Platform,
+                "service {} field {}: pushed although the platform does not own it",
+                sid,
+                f
+            );
+        }
         for (f, pk, ck, _) in &listed[&sid] {
             let pushed = push.fields.contains(f);
             let calcom_only = !o.platform_changed(sid, *f, pk) && o.calcom_changed(sid, *f, ck);
@@ -569,7 +630,7 @@ fn pass(
             for (f, pk, ck, _) in &listed[&s.id] {
                 let platform_only =
                     o.platform_changed(s.id, *f, pk) && !o.calcom_changed(s.id, *f, ck);
-                if platform_only && pk != ck && f.pushable() {
+                if platform_only && pk != ck && f.pushable() && owner(*f) == Owner::Platform {
                     prop_assert!(
                         pushed.contains(f),
                         "service {} field {f}: a platform-only change was not pushed",
@@ -618,7 +679,13 @@ fn pass(
             .position(|s| s.id == push.service.id)
             .unwrap();
         if fail[i] {
-            outcomes.insert(push.service.id, PushOutcome::Failed("HTTP 500".into()));
+            outcomes.insert(
+                push.service.id,
+                PushOutcome::Failed(PushFailure {
+                    error: "HTTP 500".into(),
+                    refused: false,
+                }),
+            );
             continue;
         }
         for (f, _, ck, cl) in &listed[&push.service.id] {
@@ -640,8 +707,24 @@ fn pass(
         return Ok(());
     }
 
-    let w = build_write(&p, &outcomes, run.policy.overwrite_grant(), now);
-    prop_assert!(w.overwrites.is_none(), "a business write without a grant");
+    let w = build_write(&p, &outcomes, now);
+    // Every overwrite row changes only fields Cal.com owns (the grant's fields).
+    for r in &w.overwrites {
+        let (old, new) = (
+            Comparable::of_service(r.expected()),
+            Comparable::of_service(r.values()),
+        );
+        for f in Field::ALL {
+            if old.get(f) != new.get(f) {
+                prop_assert!(
+                    r.fields().contains(&f) && owner(f) == Owner::Calcom,
+                    "service {} field {}: written without a grant",
+                    r.id(),
+                    f
+                );
+            }
+        }
+    }
     m.apply(&w);
     m.protections += p
         .services()
@@ -666,9 +749,47 @@ fn pass(
         }
     }
 
-    // No platform business value changed.
-    let after: Vec<BusinessValues> = m.services.iter().map(|s| s.values.clone()).collect();
-    prop_assert_eq!(&before, &after, "a pass changed a business column");
+    // A platform business value changes only where Cal.com owns the field, only
+    // to Cal.com's value, and the old value is in the ledger.
+    for (s, old) in m.services.iter().zip(&before) {
+        let (was, now_p) = (
+            Comparable::of_service(old),
+            Comparable::of_service(&s.values),
+        );
+        let calcom = Comparable::of_event_type(&m.calcom[&s.calcom_event_type_id.unwrap().0]);
+        for f in Field::ALL {
+            let (a, b) = (was.get(f), now_p.get(f));
+            if a.as_ref().map(|v| v.key()) == b.as_ref().map(|v| v.key()) {
+                continue;
+            }
+            prop_assert_eq!(
+                owner(f),
+                Owner::Calcom,
+                "service {} field {}: a pass changed a business column without a grant",
+                s.id,
+                f
+            );
+            // (A description Cal.com cleared leaves the platform's NULL.)
+            prop_assert_eq!(
+                b.map(|v| v.key()).unwrap_or_default(),
+                calcom.get(f).map(|v| v.key()).unwrap_or_default(),
+                "service {} field {}: overwritten with something else than Cal.com's value",
+                s.id,
+                f
+            );
+            let old_label = a.map(|v| v.label()).unwrap_or_default();
+            prop_assert!(
+                m.closed.iter().any(|(e, r)| e.service_id == s.id
+                    && e.field == f
+                    && e.platform_value == old_label
+                    && *r == Resolution::Overwritten),
+                "service {} field {}: the overwritten platform value {:?} is not in the ledger",
+                s.id,
+                f,
+                old_label
+            );
+        }
+    }
 
     // Pushed-over values are closed as superseded or repushed.
     for (id, f, cl) in &replaced {
@@ -691,6 +812,15 @@ fn pass(
             .flat_map(|x| x.fields.clone())
             .collect();
         for (f, pk, ck, cl) in &listed[&s.id] {
+            if owner(*f) != Owner::Platform {
+                // Cal.com's value was taken, or the field is ignored: nothing to
+                // announce; the agreement moves when both sides agree.
+                if pk == ck {
+                    o.agreed.insert((s.id, *f), (pk.clone(), ck.clone()));
+                }
+                o.announced.remove(&(s.id, *f));
+                continue;
+            }
             if pk != ck && o.calcom_changed(s.id, *f, ck) && !o.platform_changed(s.id, *f, pk) {
                 // A Cal.com-side value not applied is open in the ledger, unless
                 // it was pushed over (checked above).
@@ -770,8 +900,8 @@ proptest! {
         let linked = m.linked();
         let listing: Vec<Result<EventType, RecordError>> = m.calcom.values().cloned().map(Ok).collect();
         let open: Vec<DriftEntry> = m.open.values().map(|e| e.entry.clone()).collect();
-        let d = diff(&listing, &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true });
-        let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy: run.policy, services: &linked, open_drift: &open, listed_records: listing.len() });
+        let d = diff(&listing, &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: run.policy.ownership });
+        let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy: run.policy, services: &linked, open_drift: &open, listed_records: listing.len(), now: at(1_000_000) });
         // Nothing new to announce right after a clean pass: every Cal.com-side
         // value is in the ledger already.
         for sp in p.services() {
@@ -806,10 +936,10 @@ proptest! {
     /// Only the policy's grant lets a plan carry business writes, and they touch
     /// only fields Cal.com changed.
     #[test]
-    fn business_writes_need_the_grant(
+    fn business_writes_need_the_grant_of_each_field(
         platform in prop::collection::vec(values(), 1..6),
         calcom in prop::collection::vec(values(), 1..6),
-        overwrite in any::<bool>(),
+        ownership in ownership(),
     ) {
         let m = Model::new(platform.len(), true);
         let mut services = m.linked();
@@ -819,30 +949,83 @@ proptest! {
             let c = calcom.get(i).unwrap_or(&platform[i]);
             listing.push(Ok(event_type(1000 + i as i64, c)));
         }
-        let policy = Policy { allow_calcom_overwrites: overwrite, ..Policy::default() };
-        let d = diff(&listing, &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true });
-        let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy, services: &services, open_drift: &[], listed_records: listing.len() });
-        let w = build_write(&p, &HashMap::new(), policy.overwrite_grant(), at(0));
-        match &w.overwrites {
-            None => {}
-            Some(o) => {
-                prop_assert!(overwrite);
-                for r in o.rows() {
-                    let l = services.iter().find(|l| l.service.id == r.id).unwrap();
-                    let et = listing.iter().find_map(|x| x.as_ref().ok().filter(|e| Some(e.id) == l.service.calcom_event_type_id)).unwrap();
-                    let cmp = compare(l, et);
-                    // Every changed business field is one Cal.com changed.
-                    let (before, after) = (Comparable::of_service(&r.expected), Comparable::of_service(&r.new));
-                    for f in Field::ALL {
-                        if before.get(f) != after.get(f) {
-                            prop_assert!(cmp.fields.iter().any(|c| c.field == f && c.change != crate::domain::Change::PlatformEdit));
-                        }
-                    }
+        let policy = Policy { ownership, ..Policy::default() };
+        let d = diff(&listing, &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership });
+        let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy, services: &services, open_drift: &[], listed_records: listing.len(), now: at(0) });
+        let w = build_write(&p, &HashMap::new(), at(0));
+        for r in &w.overwrites {
+            let l = services.iter().find(|l| l.service.id == r.id()).unwrap();
+            let et = listing.iter().find_map(|x| x.as_ref().ok().filter(|e| Some(e.id) == l.service.calcom_event_type_id)).unwrap();
+            let cmp = compare(l, et, &ownership);
+            // Every changed business field is one Cal.com owns and changed.
+            let (before, after) = (Comparable::of_service(r.expected()), Comparable::of_service(r.values()));
+            for f in Field::ALL {
+                if before.get(f) != after.get(f) {
+                    prop_assert_eq!(ownership.of(f), Owner::Calcom, "field {} written without a grant", f);
+                    prop_assert!(r.fields().contains(&f));
+                    prop_assert!(cmp.fields.iter().any(|c| c.field == f && c.change != crate::domain::Change::PlatformEdit));
                 }
             }
         }
-        if !overwrite {
-            prop_assert!(w.overwrites.is_none());
+        if !Field::ALL.iter().any(|f| ownership.of(*f) == Owner::Calcom) {
+            prop_assert!(w.overwrites.is_empty());
+        }
+        // Nothing Cal.com owns or that is ignored is ever pushed.
+        for push in p.pushes() {
+            for f in &push.fields {
+                prop_assert_eq!(ownership.of(*f), Owner::Platform);
+            }
+        }
+    }
+
+    /// A push that keeps failing is not sent every pass: the same values are sent
+    /// at most `max_attempts` times (once when Cal.com refused them), never before
+    /// their backoff passed, and a platform change starts over.
+    #[test]
+    fn a_failing_push_backs_off_and_stops_for_a_human(
+        steps in prop::collection::vec((any::<bool>(), prop::bool::weighted(0.2), 0i64..5_000), 1..40),
+        max_attempts in 1u32..6,
+    ) {
+        let backoff = Backoff { max_attempts, initial_secs: 60, max_secs: 3600 };
+        let policy = Policy { backoff, ..Policy::default() };
+        let mut m = Model::new(1, true);
+        let mut clock = 0i64;
+        let mut duration = 40;
+        // values key -> (sends, refused, last send time, attempts after it)
+        let mut sent: HashMap<String, (u32, bool, i64)> = HashMap::new();
+        for (refused, edit, wait) in steps {
+            clock += wait;
+            if edit {
+                duration += 1;
+                m.edit_platform(0, Edit::Duration(duration), true);
+            }
+            let now = at(clock);
+            let listing: Vec<Result<EventType, RecordError>> = m.calcom.values().cloned().map(Ok).collect();
+            let linked = m.linked();
+            let d = diff(&listing, &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: policy.ownership });
+            let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy, services: &linked, open_drift: &[], listed_records: listing.len(), now });
+            let mut outcomes = HashMap::new();
+            for push in p.pushes() {
+                let key = super::plan::values_key(&push.service, &push.fields);
+                let (sends, was_refused, last) = sent.get(&key).copied().unwrap_or((0, false, i64::MIN));
+                prop_assert!(!was_refused, "a refused PATCH was sent again with the same values");
+                prop_assert!(sends < max_attempts, "the same PATCH was sent {} times (max {})", sends + 1, max_attempts);
+                if sends > 0 {
+                    let waited = clock - last;
+                    prop_assert!(waited >= backoff.delay_secs(sends) as i64, "retried after {waited} s, before its backoff of {} s", backoff.delay_secs(sends));
+                }
+                sent.insert(key, (sends + 1, refused, clock));
+                outcomes.insert(push.service.id, PushOutcome::Failed(PushFailure { error: "HTTP 400".into(), refused }));
+            }
+            let w = build_write(&p, &outcomes, now);
+            m.apply(&w);
+            // The service says what is going on once it needs a human.
+            if let Some(state) = m.push_states.get(&ServiceId(100))
+                && state.needs_human
+                && let Some(e) = &m.services[0].sync_error
+            {
+                prop_assert!(e.starts_with("needs a human:"), "{e}");
+            }
         }
     }
 
@@ -851,7 +1034,7 @@ proptest! {
     fn an_empty_listing_orphans_nothing(n in 1usize..5) {
         let m = Model::new(n, true);
         let services = m.linked();
-        let d = diff(&[], &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true });
+        let d = diff(&[], &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: Ownership::default() });
         prop_assert!(d.empty_listing_guarded);
         prop_assert!(d.missing.is_empty());
         prop_assert!(!d.differences.iter().any(|x| matches!(x, super::diff::Difference::Orphaned(_))));
@@ -897,6 +1080,7 @@ fn a_normalised_push_is_recorded_once_and_not_repeated() {
             account: ACCOUNT,
             company_id: COMPANY,
             sole_account_for_company: true,
+            ownership: Ownership::default(),
         },
     );
     let p = plan(
@@ -908,6 +1092,7 @@ fn a_normalised_push_is_recorded_once_and_not_repeated() {
             services: &linked,
             open_drift: &[],
             listed_records: 1,
+            now: at(0),
         },
     );
     assert_eq!(p.pushes().count(), 0);

@@ -10,15 +10,21 @@
 //! 6. then this pass's observations are upserted,
 //! 7. then entries are resolved (so one seen and repaired in the same pass keeps its
 //!    Cal.com value in the history);
-//! 8. baselines, 9. the event type registry, 10. confirmed deletions, 11. the run
-//!    journal line.
+//! 8. baselines, 9. the event type registry, 10. confirmed deletions, 11. push
+//!    retry states, 12. acknowledgements, 13. decisions and the approval used,
+//!    14. the run journal line.
+//!
+//! A write that asks for all its overwrites or nothing (an operator's adoption)
+//! rolls back when a guard did not hold.
 
 use sqlx::Pool;
 
 use super::batch::{PreparedWrite, Statements};
 use super::dialect::Dialect;
 use super::error::on;
-use super::{ApplyOutcome, StoreError, baseline, drift, registry, runs, services};
+use super::{
+    ApplyOutcome, StoreError, baseline, decisions, drift, push_state, registry, runs, services,
+};
 
 /// One account's write in one transaction.
 pub(super) async fn apply<D: Dialect>(
@@ -32,7 +38,15 @@ pub(super) async fn apply<D: Dialect>(
         None => pool.begin().await,
     };
     let mut tx = begun.map_err(on(D::BACKEND, "starting the account transaction"))?;
-    let out = write::<D>(&mut tx, st, w).await?;
+    let mut out = write::<D>(&mut tx, st, w).await?;
+    if w.all_overwrites_or_nothing && out.overwritten < w.overwrites.len() as u64 {
+        st.tick();
+        tx.rollback()
+            .await
+            .map_err(on(D::BACKEND, "rolling back the account transaction"))?;
+        out.rolled_back = true;
+        return Ok(out);
+    }
     st.tick();
     tx.commit()
         .await
@@ -57,6 +71,9 @@ async fn write<D: Dialect>(
     baseline::upsert::<D>(c, st, w, &out.imported).await?;
     registry::register::<D>(c, st, w).await?;
     registry::mark_gone::<D>(c, st, w).await?;
+    push_state::write::<D>(c, st, w).await?;
+    drift::acknowledge::<D>(c, st, w).await?;
+    decisions::write::<D>(c, st, w).await?;
     if let Some(run) = w.run {
         runs::insert::<D>(c, st, run).await?;
     }

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::NaiveDateTime;
 
 use super::{
-    AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, MetadataUpdate,
-    NewService, Overwrite, RegistryEntry, RunRecord,
+    AccountWrite, AckWrite, BaselineWrite, Confirmation, DecisionRecord, DriftObservation,
+    DriftResolution, MetadataUpdate, NewService, Overwrite, PushStateWrite, RegistryEntry,
+    RunRecord,
 };
 use crate::domain::{BusinessValues, Field, Resolution, ServiceId};
 
@@ -67,6 +68,7 @@ pub(crate) struct PreparedWrite<'a> {
     pub metadata: Vec<&'a MetadataUpdate>,
     pub confirmations: Vec<&'a Confirmation>,
     pub overwrites: Vec<&'a Overwrite>,
+    pub all_overwrites_or_nothing: bool,
     /// With their open keys (`None`: recorded closed).
     pub drift_upserts: Vec<(Option<String>, &'a DriftObservation)>,
     /// Open keys to close before the upserts, grouped by resolution.
@@ -79,6 +81,13 @@ pub(crate) struct PreparedWrite<'a> {
     pub import_baselines: Vec<&'a BaselineWrite>,
     pub registry: Vec<&'a RegistryEntry>,
     pub gone: Vec<i64>,
+    pub push_states: Vec<&'a PushStateWrite>,
+    /// Services whose push state ends (not also in `push_states`).
+    pub push_states_cleared: Vec<i64>,
+    /// With their open keys.
+    pub acknowledgements: Vec<(String, &'a AckWrite)>,
+    pub decisions: &'a [DecisionRecord],
+    pub approval_used: Option<i64>,
     pub run: Option<&'a RunRecord>,
 }
 
@@ -92,12 +101,25 @@ impl<'a> PreparedWrite<'a> {
         metadata.sort_by_key(|m| m.id);
         let mut confirmations = last_by_key(&write.confirmations, |c| c.id.0);
         confirmations.sort_by_key(|c| c.id);
-        let mut overwrites = write
-            .overwrites
-            .as_ref()
-            .map(|o| last_by_key(o.rows(), |r| r.id.0))
-            .unwrap_or_default();
-        overwrites.sort_by_key(|o| o.id);
+        let mut overwrites = last_by_key(&write.overwrites, |r| r.id().0);
+        overwrites.sort_by_key(|o| o.id());
+        let mut push_states = last_by_key(&write.push_states, |p| p.service_id.0);
+        push_states.sort_by_key(|p| p.service_id);
+        let kept: HashSet<i64> = push_states.iter().map(|p| p.service_id.0).collect();
+        let mut push_states_cleared: Vec<i64> = write
+            .push_states_cleared
+            .iter()
+            .map(|id| id.0)
+            .filter(|id| !kept.contains(id))
+            .collect();
+        push_states_cleared.sort_unstable();
+        push_states_cleared.dedup();
+        let mut acknowledgements: Vec<(String, &AckWrite)> =
+            last_by_key(&write.acknowledgements, |a| open_key(a.service_id, a.field))
+                .into_iter()
+                .map(|a| (open_key(a.service_id, a.field), a))
+                .collect();
+        acknowledgements.sort_by(|a, b| a.0.cmp(&b.0));
         // Open entries: the last observation of a key wins. Closed records have no
         // key and are all kept.
         let open: Vec<&DriftObservation> = write
@@ -142,6 +164,7 @@ impl<'a> PreparedWrite<'a> {
             metadata,
             confirmations,
             overwrites,
+            all_overwrites_or_nothing: write.all_overwrites_or_nothing,
             drift_upserts,
             drift_replaced,
             drift_resolutions,
@@ -154,6 +177,11 @@ impl<'a> PreparedWrite<'a> {
                 gone.dedup();
                 gone
             },
+            push_states,
+            push_states_cleared,
+            acknowledgements,
+            decisions: &write.decisions,
+            approval_used: write.approval_used,
             run: write.run.as_ref(),
         }
     }

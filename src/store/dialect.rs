@@ -32,6 +32,7 @@ use chrono::NaiveDateTime;
 use sqlx::{MySql, Postgres, QueryBuilder, Sqlite};
 
 use super::Backend;
+use super::decisions::DecisionRow;
 use super::rows::{DriftRow, RunRow, ServiceRow};
 
 /// One bound value of a statement.
@@ -135,6 +136,10 @@ pub(crate) trait Dialect: sqlx::Database {
     ) -> Fut<'a, Vec<ServiceRow>>;
     fn drift<'a>(conn: &'a mut Self::Connection, qb: QueryBuilder<Self>) -> Fut<'a, Vec<DriftRow>>;
     fn runs<'a>(conn: &'a mut Self::Connection, qb: QueryBuilder<Self>) -> Fut<'a, Vec<RunRow>>;
+    fn decisions<'a>(
+        conn: &'a mut Self::Connection,
+        qb: QueryBuilder<Self>,
+    ) -> Fut<'a, Vec<DecisionRow>>;
     fn pairs<'a>(
         conn: &'a mut Self::Connection,
         qb: QueryBuilder<Self>,
@@ -232,6 +237,12 @@ macro_rules! run {
             conn: &'a mut <$db as sqlx::Database>::Connection,
             mut qb: QueryBuilder<$db>,
         ) -> Fut<'a, Vec<RunRow>> {
+            Box::pin(async move { qb.build_query_as().persistent(false).fetch_all(conn).await })
+        }
+        fn decisions<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            mut qb: QueryBuilder<$db>,
+        ) -> Fut<'a, Vec<DecisionRow>> {
             Box::pin(async move { qb.build_query_as().persistent(false).fetch_all(conn).await })
         }
         fn pairs<'a>(

@@ -16,18 +16,24 @@ fn select<D: Dialect>() -> String {
     format!(
         "SELECT id, service_id, calcom_event_type_id, {} AS account, {} AS field, \
          {} AS origin, platform_value, calcom_value, baseline_value, first_seen_at, \
-         last_seen_at, times_seen, resolved_at, {} AS resolution FROM calsync_drift",
+         last_seen_at, times_seen, resolved_at, {} AS resolution, \
+         {} AS acknowledged_until, {} AS acknowledged_note, {} AS acknowledged_by \
+         FROM calsync_drift",
         D::text("account"),
         D::text("field"),
         D::text("origin"),
         D::text("resolution"),
+        D::time("acknowledged_until"),
+        D::text("acknowledged_note"),
+        D::text("acknowledged_by"),
     )
 }
 
 /// The `WHERE` condition of a listing by state.
 fn state_filter(state: DriftState) -> &'static str {
     match state {
-        DriftState::Open => "open_key IS NOT NULL",
+        // Acknowledged entries are open ones; the caller keeps the unexpired.
+        DriftState::Open | DriftState::Acknowledged => "open_key IS NOT NULL",
         DriftState::Closed => "open_key IS NULL",
         DriftState::All => "1 = 1",
     }
@@ -184,6 +190,31 @@ pub(super) async fn resolve<D: Dialect>(
                 .await
                 .map_err(on(D::BACKEND, "resolving drift"))?;
         }
+    }
+    Ok(())
+}
+
+/// Sets or removes acknowledgements of open entries, one statement per entry (an
+/// operator's decision touches a handful of fields, never a pass's worth).
+pub(super) async fn acknowledge<D: Dialect>(
+    conn: &mut D::Connection,
+    st: &Statements,
+    w: &PreparedWrite<'_>,
+) -> Result<(), StoreError> {
+    for (key, a) in &w.acknowledgements {
+        let ack = a.acknowledgement.as_ref();
+        let mut qb = QueryBuilder::<D>::new("UPDATE calsync_drift SET acknowledged_until = ");
+        D::cell(&mut qb, Cell::OptTime(ack.map(|a| a.until)));
+        qb.push(", acknowledged_note = ");
+        D::cell(&mut qb, Cell::OptText(ack.map(|a| a.note.as_str())));
+        qb.push(", acknowledged_by = ");
+        D::cell(&mut qb, Cell::OptText(ack.map(|a| a.by.as_str())));
+        qb.push(" WHERE open_key = ");
+        D::cell(&mut qb, Cell::Text(key));
+        st.tick();
+        D::execute(&mut *conn, qb)
+            .await
+            .map_err(on(D::BACKEND, "acknowledging drift"))?;
     }
     Ok(())
 }

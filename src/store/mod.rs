@@ -6,10 +6,10 @@
 //! - a pass reads an account with one [`Store::load_account`] and writes it with one
 //!   [`Store::apply`], which runs in a single transaction with batched statements
 //!   (a bounded number per account, never one per row);
-//! - business columns of existing services are written only through
-//!   [`Overwrites`], which cannot be built without an [`OverwriteGrant`] (apart
-//!   from [`Store::edit_as_platform`], which plays the platform in the demo and
-//!   tests);
+//! - business columns of existing services are written only through an
+//!   [`Overwrite`], whose values change only with a [`FieldGrant`] for each field
+//!   (apart from [`Store::edit_as_platform`], which plays the platform in the demo
+//!   and tests);
 //! - every status write keeps a row that the platform set to `pending` pending, and
 //!   a row is marked synced after a push only if its business columns still hold
 //!   the values that were pushed (no lost platform edit).
@@ -18,8 +18,8 @@
 //!
 //! Layout, by concern: [`Store`] (this file) is the API and picks the backend;
 //! `services` (the platform's table: loads and the guarded writes), `drift` (the
-//! ledger), `baseline`, `registry` and `runs` hold every statement of their
-//! concern, each written once; `account` holds the account transaction's
+//! ledger), `baseline`, `registry`, `runs`, `decisions` and `push_state` hold
+//! every statement of their concern, each written once; `account` holds the account transaction's
 //! statement order, written once; `dialect` is the one mechanism that supplies
 //! what really differs between SQLite, PostgreSQL and MySQL (binding, the batched
 //! row form, the UPDATE-join and upsert clauses, casts, `BEGIN`); `catalog` holds
@@ -33,16 +33,19 @@ mod baseline;
 mod batch;
 mod catalog;
 mod connect;
+mod decisions;
 mod dialect;
 mod drift;
 mod error;
 mod lease;
+mod push_state;
 mod registry;
 mod rows;
 mod runs;
 mod schema;
 mod services;
 
+pub use decisions::{DecisionKind, DecisionRecord, StoredDecision};
 pub use error::StoreError;
 pub use lease::Lease;
 pub use rows::DriftRecord;
@@ -56,8 +59,8 @@ use sqlx::migrate::Migrate;
 use sqlx::{MySqlPool, PgPool, SqlitePool};
 
 use crate::domain::{
-    Baseline, BusinessValues, DriftEntry, EventTypeId, Field, Origin, OverwriteGrant, Resolution,
-    Service, ServiceId, SyncStatus, TeamId,
+    Acknowledgement, Baseline, BusinessValues, DriftEntry, EventType, EventTypeId, Field,
+    FieldGrant, Origin, PushState, Resolution, Service, ServiceId, SyncStatus, TeamId,
 };
 
 use batch::{PreparedWrite, Statements};
@@ -89,6 +92,8 @@ pub struct LinkedService {
     pub registry: Option<RegistryEntry>,
     #[serde(skip)]
     pub baseline: Option<Baseline>,
+    /// The retry state of a failed push, if the last push failed.
+    pub push_state: Option<PushState>,
 }
 
 /// What [`Store::load_account`] reads for one account.
@@ -137,31 +142,65 @@ pub struct Confirmation {
 }
 
 /// Copy Cal.com values into a service's business columns, only if they still equal
-/// `expected` (and the row is not `pending`).
+/// `expected` (a `pending` row stays `pending`). The values to write start as
+/// `expected` and change only through [`Overwrite::take`], which needs the
+/// [`FieldGrant`] of the field: a business write without the policy's or an
+/// operator's grant does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overwrite {
-    pub id: ServiceId,
-    pub expected: BusinessValues,
-    pub new: BusinessValues,
+    id: ServiceId,
+    expected: BusinessValues,
+    new: BusinessValues,
+    fields: Vec<Field>,
 }
 
-/// Business-column writes, carried with the grant that allows them.
-#[derive(Debug)]
-pub struct Overwrites {
-    grant: OverwriteGrant,
-    rows: Vec<Overwrite>,
+impl Overwrite {
+    pub fn new(id: ServiceId, expected: BusinessValues) -> Self {
+        Self {
+            id,
+            new: expected.clone(),
+            expected,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Takes the granted field's value from Cal.com's event type.
+    pub fn take(&mut self, grant: &FieldGrant, et: &EventType) {
+        self.new.take_from(grant.field(), et);
+        if !self.fields.contains(&grant.field()) {
+            self.fields.push(grant.field());
+        }
+    }
+
+    pub fn id(&self) -> ServiceId {
+        self.id
+    }
+    pub fn expected(&self) -> &BusinessValues {
+        &self.expected
+    }
+    /// The values written.
+    pub fn values(&self) -> &BusinessValues {
+        &self.new
+    }
+    /// The fields granted (and taken from Cal.com).
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
 }
 
-impl Overwrites {
-    pub fn new(grant: OverwriteGrant, rows: Vec<Overwrite>) -> Self {
-        Self { grant, rows }
-    }
-    pub fn rows(&self) -> &[Overwrite] {
-        &self.rows
-    }
-    pub fn grant(&self) -> &OverwriteGrant {
-        &self.grant
-    }
+/// The retry state to keep for a service after a failed push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushStateWrite {
+    pub service_id: ServiceId,
+    pub state: PushState,
+}
+
+/// An acknowledgement set on (or, `None`, removed from) an open ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckWrite {
+    pub service_id: ServiceId,
+    pub field: Field,
+    pub acknowledgement: Option<Acknowledgement>,
 }
 
 /// A difference seen in this pass, to be upserted into the open drift ledger: a new
@@ -202,6 +241,8 @@ pub struct BaselineWrite {
 pub enum DriftState {
     #[default]
     Open,
+    /// Open entries under an unexpired acknowledgement.
+    Acknowledged,
     Closed,
     All,
 }
@@ -210,6 +251,7 @@ impl DriftState {
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "open" => Some(Self::Open),
+            "acknowledged" => Some(Self::Acknowledged),
             "closed" => Some(Self::Closed),
             "all" => Some(Self::All),
             _ => None,
@@ -231,7 +273,7 @@ pub struct RunRecord {
     pub account: String,
     pub started_at: NaiveDateTime,
     pub finished_at: NaiveDateTime,
-    /// `success` or `failure`.
+    /// `success`, `partial`, `held` (the guard stopped it) or `failure`.
     pub result: &'static str,
     /// The pass summary as JSON (counts per outcome).
     pub summary: serde_json::Value,
@@ -247,7 +289,10 @@ pub struct AccountWrite {
     pub imports: Vec<NewService>,
     pub metadata: Vec<MetadataUpdate>,
     pub confirmations: Vec<Confirmation>,
-    pub overwrites: Option<Overwrites>,
+    pub overwrites: Vec<Overwrite>,
+    /// With `overwrites`: commit only if every overwrite's guard held (an
+    /// operator's adoption changes everything it asked for, or nothing).
+    pub all_overwrites_or_nothing: bool,
     /// Open entries whose Cal.com value Cal.com itself replaced: closed before the
     /// upserts, so the newer value opens an entry of its own.
     pub drift_replaced: Vec<DriftResolution>,
@@ -257,6 +302,16 @@ pub struct AccountWrite {
     pub registry: Vec<RegistryEntry>,
     /// Registered event types Cal.com confirmed are gone (`gone_at = now`).
     pub gone: Vec<EventTypeId>,
+    /// Retry states of failed pushes (upserted) and of services whose state ends
+    /// (a push succeeded, the platform changed, or an operator pushed).
+    pub push_states: Vec<PushStateWrite>,
+    pub push_states_cleared: Vec<ServiceId>,
+    /// Acknowledgements set or removed on open ledger entries.
+    pub acknowledgements: Vec<AckWrite>,
+    /// Human decisions to journal in `calsync_decisions`.
+    pub decisions: Vec<DecisionRecord>,
+    /// The approval (`calsync_decisions.id`) this pass used to pass the guard.
+    pub approval_used: Option<i64>,
     pub run: Option<RunRecord>,
 }
 
@@ -268,13 +323,19 @@ impl AccountWrite {
             imports: Vec::new(),
             metadata: Vec::new(),
             confirmations: Vec::new(),
-            overwrites: None,
+            overwrites: Vec::new(),
+            all_overwrites_or_nothing: false,
             drift_replaced: Vec::new(),
             drift_upserts: Vec::new(),
             drift_resolutions: Vec::new(),
             baselines: Vec::new(),
             registry: Vec::new(),
             gone: Vec::new(),
+            push_states: Vec::new(),
+            push_states_cleared: Vec::new(),
+            acknowledgements: Vec::new(),
+            decisions: Vec::new(),
+            approval_used: None,
             run: None,
         }
     }
@@ -287,6 +348,9 @@ pub struct ApplyOutcome {
     pub imported: Vec<(EventTypeId, ServiceId)>,
     /// Confirmations whose guard held.
     pub confirmed: u64,
+    /// With `all_overwrites_or_nothing`: a guard did not hold, and nothing was
+    /// committed.
+    pub rolled_back: bool,
     /// Confirmations whose row changed meanwhile (left as they were).
     pub confirmation_conflicts: u64,
     /// Overwrites whose guard held.
@@ -556,9 +620,9 @@ impl Store {
     ///   the row is `pending` at write time;
     /// - `confirmations`: synced only where every business column still equals
     ///   `expected` (description NULL = "", currency case-insensitive);
-    /// - `overwrites`: the new business values, `sync_status='synced'`,
-    ///   `sync_error=NULL`, `last_calcom_sync` and `updated_at` = `now`, only where
-    ///   the row still equals `expected` and is not `pending`;
+    /// - `overwrites`: the new business values, `sync_status='synced'` (a
+    ///   `pending` row stays `pending`), `sync_error=NULL`, `last_calcom_sync` and
+    ///   `updated_at` = `now`, only where the row still equals `expected`;
     /// - `drift_upserts` open or refresh entries (`times_seen + 1`), then
     ///   `drift_resolutions` close them (so an edit seen and repaired in one pass
     ///   is kept in the ledger's history with its Cal.com value); `drift_replaced`
@@ -628,8 +692,39 @@ impl Store {
             .into_iter()
             .partition(|r| r.resolved_at.is_none());
         open.sort_by_key(|r| (r.entry.service_id, r.entry.field));
+        if state == DriftState::Acknowledged {
+            let now = chrono::Utc::now().naive_utc();
+            open.retain(|r| r.entry.acknowledged_at(now));
+        }
         open.extend(closed);
         Ok(open)
+    }
+
+    /// Journals decisions outside a pass (an approval).
+    pub async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> Result<(), StoreError> {
+        let mut w = AccountWrite::new("", chrono::Utc::now().naive_utc());
+        w.decisions = decisions;
+        self.apply(w).await.map(|_| ())
+    }
+
+    /// Decisions, newest first: of one service, of one account, or all.
+    pub async fn decisions(
+        &self,
+        service: Option<ServiceId>,
+        account: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        per_backend!(self, decisions::list(service, account, limit.max(0)))
+    }
+
+    /// The oldest approval of `account` no pass has used yet.
+    pub async fn unused_approval(&self, account: &str) -> Result<Option<i64>, StoreError> {
+        per_backend!(self, decisions::unused_approval(account))
+    }
+
+    /// The result of an account's latest pass in the run journal.
+    pub async fn last_result(&self, account: &str) -> Result<Option<String>, StoreError> {
+        per_backend!(self, runs::last_result(account))
     }
 
     /// Open drift entries of one service, ordered by field.
@@ -661,7 +756,7 @@ impl Store {
     /// Plays the platform's part: changes a service's name and/or duration,
     /// bumps `updated_at` and marks it `pending`, as the platform's own UI does.
     /// Reconciliation never calls this (its business writes need an
-    /// [`OverwriteGrant`]); it exists for the demo and for tests.
+    /// [`FieldGrant`]); it exists for the demo and for tests.
     pub async fn edit_as_platform(
         &self,
         id: ServiceId,

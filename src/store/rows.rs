@@ -10,8 +10,8 @@ use chrono::NaiveDateTime;
 use super::error::StoreError;
 use super::{LinkedService, RegistryEntry, StoredRun};
 use crate::domain::{
-    Baseline, BusinessValues, Currency, DriftEntry, EventTypeId, Field, Money, Origin, Resolution,
-    Service, ServiceId, SyncStatus, TeamId,
+    Acknowledgement, Baseline, BusinessValues, Currency, DriftEntry, EventTypeId, Field, Money,
+    Origin, PushState, Resolution, Service, ServiceId, SyncStatus, TeamId,
 };
 
 /// A `services` row joined with its registry entry (`reg_*`, NULL when absent).
@@ -40,6 +40,12 @@ pub(crate) struct ServiceRow {
     /// `calsync_baseline.agreed` of the service's current link, if any.
     pub baseline: Option<String>,
     pub baseline_at: Option<NaiveDateTime>,
+    /// `calsync_push_state` of the service, if its last push failed.
+    pub push_values_key: Option<String>,
+    pub push_attempts: Option<i64>,
+    pub push_next_attempt_at: Option<NaiveDateTime>,
+    pub push_needs_human: bool,
+    pub push_last_error: Option<String>,
 }
 
 impl TryFrom<ServiceRow> for LinkedService {
@@ -103,10 +109,21 @@ impl TryFrom<ServiceRow> for LinkedService {
             .baseline
             .as_deref()
             .and_then(|json| Baseline::from_json(json, row.baseline_at).ok());
+        let push_state = match (row.push_values_key, row.push_next_attempt_at) {
+            (Some(values_key), Some(next_attempt_at)) => Some(PushState {
+                values_key,
+                attempts: u32::try_from(row.push_attempts.unwrap_or(1)).unwrap_or(u32::MAX),
+                next_attempt_at,
+                needs_human: row.push_needs_human,
+                last_error: row.push_last_error.unwrap_or_default(),
+            }),
+            _ => None,
+        };
         Ok(LinkedService {
             service,
             registry,
             baseline,
+            push_state,
         })
     }
 }
@@ -128,6 +145,9 @@ pub(crate) struct DriftRow {
     pub times_seen: i64,
     pub resolved_at: Option<NaiveDateTime>,
     pub resolution: Option<String>,
+    pub acknowledged_until: Option<NaiveDateTime>,
+    pub acknowledged_note: Option<String>,
+    pub acknowledged_by: Option<String>,
 }
 
 /// A drift ledger entry with its resolution, if it was closed.
@@ -175,6 +195,11 @@ impl TryFrom<DriftRow> for DriftRecord {
                 first_seen_at: row.first_seen_at,
                 last_seen_at: row.last_seen_at,
                 times_seen: row.times_seen,
+                acknowledged: row.acknowledged_until.map(|until| Acknowledgement {
+                    until,
+                    note: row.acknowledged_note.unwrap_or_default(),
+                    by: row.acknowledged_by.unwrap_or_default(),
+                }),
             },
             resolved_at: row.resolved_at,
             resolution,

@@ -71,3 +71,29 @@ pub(super) async fn last<D: Dialect>(
         .map_err(on(D::BACKEND, "reading runs"))?;
     Ok(rows.into_iter().map(StoredRun::from).collect())
 }
+
+/// The result word of an account's latest journal line.
+pub(super) async fn last_result<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    account: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(on(D::BACKEND, "reading runs"))?;
+    let mut qb = QueryBuilder::<D>::new(format!(
+        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
+         error FROM calsync_runs WHERE account = ",
+        D::text("account"),
+        D::text("result"),
+        D::text("summary"),
+    ));
+    D::cell(&mut qb, Cell::Text(account));
+    qb.push(" ORDER BY id DESC LIMIT 1");
+    st.tick();
+    let rows = D::runs(&mut conn, qb)
+        .await
+        .map_err(on(D::BACKEND, "reading runs"))?;
+    Ok(rows.into_iter().next().map(|r| r.result))
+}

@@ -29,11 +29,15 @@ pub(super) fn select<D: Dialect>() -> String {
          {status} AS sync_status, {synced_at} AS last_calcom_sync, {error} AS sync_error, \
          {updated} AS updated_at, r.event_type_id AS reg_event_type_id, \
          {account} AS reg_account, r.team_id AS reg_team_id, {gone} AS reg_gone_at, \
-         b.agreed AS baseline, {agreed_at} AS baseline_at \
+         b.agreed AS baseline, {agreed_at} AS baseline_at, \
+         {ps_key} AS push_values_key, {ps_attempts} AS push_attempts, \
+         {ps_next} AS push_next_attempt_at, {ps_human} AS push_needs_human, \
+         {ps_error} AS push_last_error \
          FROM services s \
          LEFT JOIN calsync_event_types r ON r.event_type_id = s.calcom_event_type_id \
          LEFT JOIN calsync_baseline b ON b.service_id = s.id \
-         AND b.event_type_id = s.calcom_event_type_id",
+         AND b.event_type_id = s.calcom_event_type_id \
+         LEFT JOIN calsync_push_state ps ON ps.service_id = s.id",
         id = D::int("s.id"),
         company = D::int("s.company_id"),
         branch = D::int("s.branch_id"),
@@ -53,6 +57,11 @@ pub(super) fn select<D: Dialect>() -> String {
         account = D::text("r.account"),
         gone = D::time("r.gone_at"),
         agreed_at = D::time("b.agreed_at"),
+        ps_key = D::text("ps.values_key"),
+        ps_attempts = D::int("ps.attempts"),
+        ps_next = D::time("ps.next_attempt_at"),
+        ps_human = D::flag("ps.needs_human"),
+        ps_error = D::text("ps.last_error"),
     )
 }
 
@@ -434,8 +443,10 @@ pub(super) async fn confirm<D: Dialect>(
     Ok(())
 }
 
-/// The only business-column writes: Cal.com values, guarded by the values read
-/// and never over a row the platform set `pending`.
+/// The only business-column writes: Cal.com values of the granted fields, guarded
+/// by the values read (a row the platform changed meanwhile is left alone). A row
+/// the platform set `pending` stays `pending`: its own edits of other fields still
+/// wait for their push, and the confirmation step decides.
 pub(super) async fn overwrite<D: Dialect>(
     conn: &mut D::Connection,
     st: &Statements,
@@ -447,11 +458,9 @@ pub(super) async fn overwrite<D: Dialect>(
         .chain(BUSINESS_COLUMNS.iter().map(|c| format!("new_{c}")))
         .collect();
     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let on_guard = format!(
-        "s.id = v.id AND COALESCE(s.sync_status, '') <> 'pending' AND {}",
-        guard::<D>()
-    );
-    let size = |o: &&Overwrite| batch::business_bytes(&o.expected) + batch::business_bytes(&o.new);
+    let on_guard = format!("s.id = v.id AND {}", guard::<D>());
+    let size =
+        |o: &&Overwrite| batch::business_bytes(o.expected()) + batch::business_bytes(o.values());
     for rows in derived(&w.overwrites, 15, size) {
         let mut qb = QueryBuilder::<D>::new("");
         D::update_join(
@@ -460,9 +469,9 @@ pub(super) async fn overwrite<D: Dialect>(
             &columns,
             rows.iter()
                 .map(|o| {
-                    let mut cells = vec![Cell::Int(o.id.0)];
-                    cells.extend(business(&o.expected));
-                    cells.extend(business(&o.new));
+                    let mut cells = vec![Cell::Int(o.id().0)];
+                    cells.extend(business(o.expected()));
+                    cells.extend(business(o.values()));
                     cells
                 })
                 .collect(),
@@ -475,7 +484,13 @@ pub(super) async fn overwrite<D: Dialect>(
                 ("currency", Set::Expr("v.new_currency".into())),
                 ("is_active", Set::Expr("v.new_is_active".into())),
                 ("is_online", Set::Expr("v.new_is_online".into())),
-                ("sync_status", Set::Expr("'synced'".into())),
+                (
+                    "sync_status",
+                    Set::Expr(
+                        "CASE WHEN s.sync_status = 'pending' THEN 'pending' ELSE 'synced' END"
+                            .into(),
+                    ),
+                ),
                 ("sync_error", Set::Expr("NULL".into())),
                 ("last_calcom_sync", Set::Bind(Cell::Time(w.now))),
                 ("updated_at", Set::Bind(Cell::Time(w.now))),

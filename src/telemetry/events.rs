@@ -8,7 +8,7 @@
 use tracing::{debug, error, info, warn};
 
 use super::metrics::Metrics;
-use crate::domain::{EventTypeId, FieldDiff, ServiceId};
+use crate::domain::{EventTypeId, Field, FieldDiff, Guard, GuardReason, ServiceId};
 
 /// `name: platform="…" calcom="…"; …` — both sides, quoted, for the log line.
 pub fn side_by_side(fields: &[FieldDiff]) -> String {
@@ -183,7 +183,8 @@ impl OrphanChecksDeferred<'_> {
     }
 }
 
-/// `allow_calcom_overwrites`: Cal.com values were written into the platform.
+/// Cal.com owns the fields (`sync.ownership`, or `sync.allow_calcom_overwrites`):
+/// its values were written into the platform.
 pub struct CalcomOverwriteApplied<'a> {
     pub account: &'a str,
     pub service_id: ServiceId,
@@ -209,7 +210,7 @@ impl CalcomOverwriteApplied<'_> {
                 field = d.field.as_str(),
                 platform = d.platform.as_str(),
                 calcom = d.calcom.as_str(),
-                "OVERWRITE: sync.allow_calcom_overwrites is on, so Cal.com's value replaced the platform's (the old value is in the drift ledger); turn it off to protect the platform again."
+                "OVERWRITE: Cal.com owns this field (sync.ownership or sync.allow_calcom_overwrites), so Cal.com's value replaced the platform's (the old value is in the drift ledger); make the platform the field's owner to protect it again."
             );
         }
     }
@@ -287,7 +288,7 @@ impl PushFailed<'_> {
             event_type_id = self.event_type_id.0,
             reason = self.reason,
             error = self.error,
-            "Push to Cal.com failed; the error is in the service's sync_error and the next pass retries."
+            "Push to Cal.com failed; the error is in the service's sync_error. calsync retries with backoff (sync.push_backoff_*) and stops after sync.max_push_attempts or when Cal.com refuses the values."
         );
     }
 }
@@ -512,6 +513,108 @@ impl LeaseUnavailable<'_> {
             error = self.error,
             retry_every_secs = self.retry_every_secs,
             "Could not try the reconcile lease; standing by (no passes) and retrying. Check that the database is reachable."
+        );
+    }
+}
+
+/// The blast-radius guard held an account: nothing but its run journal line was
+/// written.
+pub struct GuardTripped<'a> {
+    pub account: &'a str,
+    pub reason: GuardReason,
+    pub orphans: usize,
+    pub overwrites: usize,
+    pub linked: usize,
+    pub policy: Guard,
+}
+
+impl GuardTripped<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .guard_tripped_total
+            .with_label_values(&[self.account, self.reason.as_str()])
+            .inc();
+        warn!(
+            account = self.account,
+            reason = self.reason.as_str(),
+            orphans = self.orphans,
+            overwrites = self.overwrites,
+            linked = self.linked,
+            max_orphan_percent = self.policy.max_orphan_percent,
+            max_overwrite_percent = self.policy.max_overwrite_percent,
+            "GUARD: this pass would orphan or overwrite more of the account's services than sync.guard allows, so the account is held and nothing was written. Check Cal.com (a deleted team, a wrong key, a bulk edit?); if the change is intended, run `calsync approve --account NAME` to let the next pass through once."
+        );
+    }
+}
+
+/// An operator's approval let a pass through the blast-radius guard.
+pub struct GuardApprovalUsed<'a> {
+    pub account: &'a str,
+    pub reason: &'a str,
+    pub orphans: usize,
+    pub overwrites: usize,
+    pub linked: usize,
+}
+
+impl GuardApprovalUsed<'_> {
+    pub fn emit(&self) {
+        info!(
+            account = self.account,
+            reason = self.reason,
+            orphans = self.orphans,
+            overwrites = self.overwrites,
+            linked = self.linked,
+            "The blast-radius guard tripped and an operator's approval let this pass through once."
+        );
+    }
+}
+
+/// A push stopped being retried: Cal.com refused it, or it failed
+/// `sync.max_push_attempts` times. Its gauge is `calsync_push_needs_human`.
+pub struct PushGaveUp<'a> {
+    pub account: &'a str,
+    pub service_id: ServiceId,
+    pub attempts: u32,
+    pub error: &'a str,
+}
+
+impl PushGaveUp<'_> {
+    pub fn emit(&self) {
+        error!(
+            account = self.account,
+            service_id = self.service_id.0,
+            attempts = self.attempts,
+            error = self.error,
+            "PUSH NEEDS A HUMAN: calsync stopped retrying this push (Cal.com refused it, or it kept failing); fix the cause named in the error, then run `calsync push --service ID`."
+        );
+    }
+}
+
+/// An operator decided about drift or a held account.
+pub struct DecisionRecorded<'a> {
+    pub kind: &'a str,
+    pub by: &'a str,
+    pub account: Option<&'a str>,
+    pub service_id: Option<ServiceId>,
+    pub fields: &'a [Field],
+    pub note: Option<&'a str>,
+}
+
+impl DecisionRecorded<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .decisions_total
+            .with_label_values(&[self.kind])
+            .inc();
+        let fields: Vec<&str> = self.fields.iter().map(|f| f.as_str()).collect();
+        info!(
+            decision = self.kind,
+            by = self.by,
+            account = self.account.unwrap_or_default(),
+            service_id = self.service_id.map(|s| s.0),
+            fields = fields.join(","),
+            note = self.note.unwrap_or_default(),
+            "DECISION: an operator decided about drift or a held account; it is journaled in calsync_decisions (`calsync drift --state all`)."
         );
     }
 }

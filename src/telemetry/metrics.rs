@@ -12,7 +12,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{Field, SyncStatus};
+use crate::domain::{Field, GuardReason, SyncStatus};
 
 /// Values of the `result` label on `calsync_pushed_total` and
 /// `calsync_reconcile_runs_total`.
@@ -23,10 +23,12 @@ pub mod result {
     pub const FAILURE: &str = "failure";
     /// The pass committed, but a record was unreadable or a push failed.
     pub const PARTIAL: &str = "partial";
+    /// The blast-radius guard held the account: nothing was written.
+    pub const HELD: &str = "held";
     /// Every value of a push result, for code that must visit each label set.
     pub const ALL: [&str; 2] = [SUCCESS, FAILURE];
     /// Every value of a pass result.
-    pub const PASS: [&str; 3] = [SUCCESS, PARTIAL, FAILURE];
+    pub const PASS: [&str; 4] = [SUCCESS, PARTIAL, HELD, FAILURE];
 }
 
 /// Values of the `endpoint` label on the `calsync_calcom_request*` metrics: one per
@@ -108,6 +110,16 @@ pub struct Metrics {
     pub drift_fields: IntGaugeVec,
     /// `calsync_drift_oldest_age_seconds{account}`.
     pub drift_oldest_age_seconds: GaugeVec,
+    /// `calsync_drift_acknowledged_fields{account}`.
+    pub drift_acknowledged_fields: IntGaugeVec,
+    /// `calsync_push_needs_human{account}`.
+    pub push_needs_human: IntGaugeVec,
+    /// `calsync_push_backoff_services{account}`.
+    pub push_backoff_services: IntGaugeVec,
+    /// `calsync_guard_tripped_total{account, reason}`.
+    pub guard_tripped_total: IntCounterVec,
+    /// `calsync_decisions_total{kind}`.
+    pub decisions_total: IntCounterVec,
     /// `calsync_imported_total{account}`.
     pub imported_total: IntCounterVec,
     /// `calsync_pushed_total{account, result}`.
@@ -186,6 +198,36 @@ impl Metrics {
             "calsync_drift_oldest_age_seconds",
             "Age in seconds of the oldest open drift ledger entry, 0 when there is none.",
             &["account"],
+        );
+        let drift_acknowledged_fields = gauge_vec(
+            &registry,
+            "calsync_drift_acknowledged_fields",
+            "Open drift ledger entries an operator acknowledged (not expired); left out of calsync_drift_fields, calsync_drifted_services and calsync_drift_oldest_age_seconds.",
+            &["account"],
+        );
+        let push_needs_human = gauge_vec(
+            &registry,
+            "calsync_push_needs_human",
+            "Services whose push Cal.com refused or that failed sync.max_push_attempts times: calsync no longer retries them until the platform changes or an operator pushes.",
+            &["account"],
+        );
+        let push_backoff_services = gauge_vec(
+            &registry,
+            "calsync_push_backoff_services",
+            "Services whose failed push waits for its next attempt (sync.push_backoff_*).",
+            &["account"],
+        );
+        let guard_tripped_total = counter_vec(
+            &registry,
+            "calsync_guard_tripped_total",
+            "Account passes the blast-radius guard held (nothing written) because they would orphan or overwrite too large a share of the account's services.",
+            &["account", "reason"],
+        );
+        let decisions_total = counter_vec(
+            &registry,
+            "calsync_decisions_total",
+            "Operator decisions about drift and held accounts (adopt, acknowledge, unacknowledge, approve).",
+            &["kind"],
         );
         let imported_total = counter_vec(
             &registry,
@@ -330,6 +372,11 @@ impl Metrics {
             drifted_services,
             drift_fields,
             drift_oldest_age_seconds,
+            drift_acknowledged_fields,
+            push_needs_human,
+            push_backoff_services,
+            guard_tripped_total,
+            decisions_total,
             imported_total,
             pushed_total,
             orphaned_services,
@@ -373,6 +420,10 @@ impl Metrics {
                 .with_label_values(&[account, result]);
         }
         self.imported_total.with_label_values(&[account]);
+        for reason in GuardReason::ALL {
+            self.guard_tripped_total
+                .with_label_values(&[account, reason.as_str()]);
+        }
         self.unreadable_records_total.with_label_values(&[account]);
         self.empty_listings_guarded_total
             .with_label_values(&[account]);
@@ -437,6 +488,9 @@ impl Metrics {
             &self.orphaned_services,
             &self.event_types,
             &self.calcom_rate_limit_remaining,
+            &self.drift_acknowledged_fields,
+            &self.push_needs_human,
+            &self.push_backoff_services,
         ] {
             let _ = vec.remove_label_values(&[account]);
         }
@@ -447,6 +501,11 @@ impl Metrics {
             let _ = vec.remove_label_values(&[account]);
         }
         let _ = self.imported_total.remove_label_values(&[account]);
+        for reason in GuardReason::ALL {
+            let _ = self
+                .guard_tripped_total
+                .remove_label_values(&[account, reason.as_str()]);
+        }
         let _ = self
             .listing_inconsistencies_total
             .remove_label_values(&[account]);
@@ -533,7 +592,12 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 25] = [
+    const NAMES: [&str; 30] = [
+        "calsync_drift_acknowledged_fields",
+        "calsync_push_needs_human",
+        "calsync_push_backoff_services",
+        "calsync_guard_tripped_total",
+        "calsync_decisions_total",
         "calsync_protection_triggered_total",
         "calsync_calcom_overwrites_total",
         "calsync_drifted_services",
@@ -618,6 +682,15 @@ mod tests {
             .with_label_values(&[account])
             .set(118);
         m.leader.set(1);
+        m.drift_acknowledged_fields
+            .with_label_values(&[account])
+            .set(1);
+        m.push_needs_human.with_label_values(&[account]).set(1);
+        m.push_backoff_services.with_label_values(&[account]).set(1);
+        m.guard_tripped_total
+            .with_label_values(&[account, GuardReason::Orphans.as_str()])
+            .inc();
+        m.decisions_total.with_label_values(&["adopt"]).inc();
     }
 
     #[test]

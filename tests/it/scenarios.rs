@@ -6,7 +6,7 @@
 //! run a pass, assert on the platform's rows (read with plain SQL), Cal.com's state,
 //! the drift ledger, the report, the metrics and the log.
 
-use calsync::domain::{Field, Resolution, ServiceId};
+use calsync::domain::{Field, Owner, Ownership, Resolution, ServiceId};
 use calsync::reconcile::PassReport;
 use calsync::reconcile::report::Item;
 use serde_json::{Value, json};
@@ -681,7 +681,7 @@ scenario!(
 scenario!(
     overwrite_escape_hatch_copies_calcom_values_into_the_platform,
     |app| async move {
-        app.set_policy(|p| p.allow_calcom_overwrites = true);
+        app.set_policy(|p| p.ownership = Ownership::all(Owner::Calcom));
         let (et, id) = imported(&app, haircut()).await;
         let before = app.service(id).await;
 

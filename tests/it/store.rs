@@ -2,13 +2,13 @@
 //! Each `backend_tests!` scenario becomes `<scenario>::{sqlite, postgres, mariadb}`.
 
 use calsync::domain::{
-    BusinessValues, Currency, EventTypeId, Field, Money, Origin, Policy, Resolution, ServiceId,
-    SyncStatus, TeamId,
+    BusinessValues, Currency, EventType, EventTypeId, Field, Minutes, Money, Origin, Owner,
+    Ownership, Resolution, ServiceId, SyncStatus, TeamId,
 };
 use calsync::store::{
     AccountScope, AccountWrite, Backend, Confirmation, DriftObservation, DriftResolution,
-    MetadataUpdate, NewService, Overwrite, Overwrites, RegistryEntry, RunRecord, ServicesTable,
-    Store, StoreError,
+    MetadataUpdate, NewService, Overwrite, RegistryEntry, RunRecord, ServicesTable, Store,
+    StoreError,
 };
 use chrono::NaiveDateTime;
 
@@ -61,7 +61,7 @@ backend_tests!(
         assert!(!db.store.migrations_current().await.unwrap());
 
         let first = db.store.migrate().await.unwrap();
-        assert_eq!(first.applied, [1, 2, 3]);
+        assert_eq!(first.applied, [1, 2, 3, 4]);
         assert_eq!(first.services, ServicesTable::Created);
         let ddl = db.services_ddl().await;
 
@@ -560,7 +560,7 @@ backend_tests!(
 );
 
 backend_tests!(
-    overwrites_are_guarded_by_expected_values_and_pending,
+    overwrites_write_only_granted_fields_guarded_by_expected_values,
     |db| async move {
         let clean = db
             .insert_service(
@@ -605,37 +605,109 @@ backend_tests!(
             is_online: false,
             ..values("Massage (Cal.com)", 75, eur(1_234_567_899))
         };
+        let et = EventType {
+            id: EventTypeId(1),
+            team_id: None,
+            title: calcom.name.clone(),
+            slug: "massage".into(),
+            description: calcom.description.clone().unwrap_or_default(),
+            length: Minutes::new(75).unwrap(),
+            length_options: None,
+            hidden: true,
+            price: calcom.price,
+        };
         let now = at("2024-05-04 12:00:00");
-        let grant = Policy {
-            allow_calcom_overwrites: true,
-            ..Policy::default()
-        }
-        .overwrite_grant()
-        .expect("the policy grants overwrites");
+        // Cal.com owns every field for `clean` and `edited`, only the duration for
+        // `pending`: the grants decide what each row's write may change.
+        let all = Ownership::all(Owner::Calcom);
+        let mut duration_only = Ownership::default();
+        duration_only.set(Field::DurationMinutes, Owner::Calcom);
         let mut write = AccountWrite::new("acme", now);
-        write.overwrites = Some(Overwrites::new(
-            grant,
-            [clean, pending, edited]
-                .into_iter()
-                .zip(expected)
-                .map(|(id, expected)| Overwrite {
-                    id,
-                    expected,
-                    new: calcom.clone(),
-                })
-                .collect(),
-        ));
+        for ((id, expected), owners) in [clean, pending, edited]
+            .into_iter()
+            .zip(expected.clone())
+            .zip([all, duration_only, all])
+        {
+            let mut o = Overwrite::new(id, expected);
+            for f in Field::ALL {
+                if let Some(grant) = owners.grant(f) {
+                    o.take(&grant, &et);
+                }
+            }
+            write.overwrites.push(o);
+        }
         let outcome = db.store.apply(write).await.unwrap();
 
-        assert_eq!(outcome.overwritten, 1);
+        assert_eq!(outcome.overwritten, 2, "clean and pending; edited changed");
         assert_eq!(business(&db, clean).await, calcom);
         let row = db.raw_service(clean).await;
         assert_eq!(
             (row.price.as_str(), row.sync_status.as_str(), row.updated_at),
             ("12345678.99", "synced", Some(now))
         );
-        assert_eq!(db.raw_service(pending).await, untouched.0);
+        // Only the granted duration changed; the row stays pending (its own edit
+        // still waits for its push).
+        let after = business(&db, pending).await;
+        assert_eq!(
+            after,
+            BusinessValues {
+                duration_minutes: 75,
+                ..expected[1].clone()
+            }
+        );
+        assert_eq!(db.raw_service(pending).await.sync_status, "pending");
+        assert_ne!(db.raw_service(pending).await, untouched.0);
         assert_eq!(db.raw_service(edited).await, untouched.1);
+    }
+);
+
+backend_tests!(
+    an_all_or_nothing_write_rolls_back_when_a_guard_fails,
+    |db| async move {
+        let a = db
+            .insert_service(
+                &PlatformService::new(1, "Massage")
+                    .duration(60)
+                    .event_type(1),
+            )
+            .await;
+        let b = db
+            .insert_service(&PlatformService::new(1, "Nails").duration(30).event_type(2))
+            .await;
+        let expected = [business(&db, a).await, business(&db, b).await];
+        db.exec(&format!(
+            "UPDATE services SET duration_minutes = 25 WHERE id = {}",
+            b.0
+        ))
+        .await;
+        let et = EventType {
+            id: EventTypeId(1),
+            team_id: None,
+            title: "Massage (Cal.com)".into(),
+            slug: "m".into(),
+            description: String::new(),
+            length: Minutes::new(90).unwrap(),
+            length_options: None,
+            hidden: false,
+            price: eur(0),
+        };
+        let owners = Ownership::all(Owner::Calcom);
+        let mut write = AccountWrite::new("acme", at("2024-05-04 12:00:00"));
+        for (id, expected) in [a, b].into_iter().zip(expected.clone()) {
+            let mut o = Overwrite::new(id, expected);
+            o.take(&owners.grant(Field::Name).unwrap(), &et);
+            write.overwrites.push(o);
+        }
+        write.all_overwrites_or_nothing = true;
+        write.drift_resolutions.push(DriftResolution {
+            service_id: a,
+            field: Field::Name,
+            resolution: Resolution::Adopted,
+        });
+        let outcome = db.store.apply(write).await.unwrap();
+
+        assert!(outcome.rolled_back);
+        assert_eq!(business(&db, a).await, expected[0], "nothing was written");
     }
 );
 

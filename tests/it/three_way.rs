@@ -371,7 +371,7 @@ scenario!(closed_entries_stay_findable_by_state, |app| async move {
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].resolution, Some(Resolution::Agreed));
     assert_eq!(closed[0].entry.service_id, id);
-    let json = calsync::app::drift_json(&closed);
+    let json = calsync::app::drift_json(&closed, &[]);
     let e = &json[0];
     for key in [
         "origin",

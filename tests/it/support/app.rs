@@ -271,14 +271,20 @@ impl TestApp {
     pub async fn push_service(&self, id: ServiceId) -> Result<ManualPush, ManualPushError> {
         self.app
             .reconciler
-            .push_service(&self.app.settings.accounts, id)
+            .push_service(&self.app.settings.accounts, self.app.settings.policy, id)
             .with_subscriber(self.logs.dispatch())
             .await
     }
 
     /// Changes the operator's policy for the following passes.
+    /// Changes the policy; its field ownership becomes every account's (as a
+    /// config with `[sync.ownership]` and no account overrides would).
     pub fn set_policy(&mut self, change: impl FnOnce(&mut Policy)) {
-        change(&mut self.app.settings.policy);
+        let settings = &mut self.app.settings;
+        change(&mut settings.policy);
+        for a in &mut settings.accounts {
+            a.ownership = settings.policy.ownership;
+        }
     }
 
     // ------------------------------------------------------------------ Cal.com
