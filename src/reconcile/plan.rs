@@ -21,8 +21,8 @@ use crate::domain::{
     PushState, Resolution, Service, ServiceId, SyncStatus,
 };
 use crate::store::{
-    AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, LinkedService,
-    MetadataUpdate, NewService, Overwrite, PushStateWrite, RegistryEntry,
+    AccountWrite, BaselineWrite, Confirmation, DriftObservation, DriftResolution, GaveUp,
+    LinkedService, MetadataUpdate, NewService, Overwrite, PushStateWrite, RegistryEntry,
 };
 
 /// Why a service is pushed to Cal.com.
@@ -964,10 +964,12 @@ fn write_service(
     // (what still differs is Cal.com's side, or cannot be pushed); a failed push,
     // or pushing switched off, keeps a pending row pending. Then say what is left.
     let nothing_to_push = sp.push.is_none()
-        && !sp
-            .fields
-            .iter()
-            .any(|f| f.action == FieldAction::Hold(Hold::PushingOff));
+        && !sp.fields.iter().any(|f| {
+            matches!(
+                f.action,
+                FieldAction::Hold(Hold::PushingOff | Hold::Backoff | Hold::NeedsHuman)
+            )
+        });
     // After an overwrite, `expected` holds the values written: a pending row (its
     // platform edit had nothing to push) is confirmed once they are in place.
     if stored_now.is_some() || nothing_to_push {
@@ -980,10 +982,26 @@ fn write_service(
             .find(|p| p.service_id == id)
             .map(|p| &p.state)
             .or(sp.cmp.push_state.as_ref());
+        let error = status_message(id, &left, failure, state, plan.policy);
+        // A push that needs a human is an error even on a row the platform
+        // marked pending (as long as the row still holds the values tried).
+        let stuck = state.is_some_and(|s| s.needs_human)
+            && (failure.is_some()
+                || sp
+                    .fields
+                    .iter()
+                    .any(|f| f.action == FieldAction::Hold(Hold::NeedsHuman)));
+        if stuck {
+            w.gave_up.push(GaveUp {
+                id,
+                expected: service.values.clone(),
+                error: error.clone(),
+            });
+        }
         w.metadata.push(MetadataUpdate {
             id,
             status: SyncStatus::Error,
-            error: Some(status_message(id, &left, failure, state, plan.policy)),
+            error: Some(error),
         });
     }
 }

@@ -435,6 +435,14 @@ impl Model {
             }
             s.sync_error = m.error.clone();
         }
+        for g in &w.gave_up {
+            let i = find(&mut self.services, g.id);
+            let s = &mut self.services[i];
+            if s.values == g.expected {
+                s.sync_status = SyncStatus::Error;
+                s.sync_error = Some(g.error.clone());
+            }
+        }
         let mut seen = HashSet::new();
         for r in &w.drift_replaced {
             if seen.insert((r.service_id, r.field)) {

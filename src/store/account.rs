@@ -5,7 +5,8 @@
 //! 1. imports (new services; their ids feed the baselines of step 8);
 //! 2. overwrites, guarded by the values read (the only business-column writes);
 //! 3. confirmations, guarded likewise (a platform edit made meanwhile stays pending);
-//! 4. sync metadata (a row the platform set `pending` stays `pending`);
+//! 4. sync metadata (a row the platform set `pending` stays `pending`), then
+//!    pushes that need a human (`error` even over `pending`, guarded likewise);
 //! 5. ledger entries whose Cal.com value Cal.com itself replaced are closed,
 //! 6. then this pass's observations are upserted,
 //! 7. then entries are resolved (so one seen and repaired in the same pass keeps its
@@ -65,6 +66,7 @@ async fn write<D: Dialect>(
     services::overwrite::<D>(c, st, w, &mut out).await?;
     services::confirm::<D>(c, st, w, &mut out).await?;
     services::metadata::<D>(c, st, w).await?;
+    services::give_up::<D>(c, st, w).await?;
     drift::resolve::<D>(c, st, w.now, &w.drift_replaced).await?;
     drift::upsert::<D>(c, st, w).await?;
     drift::resolve::<D>(c, st, w.now, &w.drift_resolutions).await?;

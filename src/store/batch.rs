@@ -11,7 +11,7 @@ use chrono::NaiveDateTime;
 
 use super::{
     AccountWrite, AckWrite, BaselineWrite, Confirmation, DecisionRecord, DriftObservation,
-    DriftResolution, MetadataUpdate, NewService, Overwrite, PushStateWrite, RegistryEntry,
+    DriftResolution, GaveUp, MetadataUpdate, NewService, Overwrite, PushStateWrite, RegistryEntry,
     RunRecord,
 };
 use crate::domain::{BusinessValues, Field, Resolution, ServiceId};
@@ -67,6 +67,7 @@ pub(crate) struct PreparedWrite<'a> {
     pub imports: Vec<&'a NewService>,
     pub metadata: Vec<&'a MetadataUpdate>,
     pub confirmations: Vec<&'a Confirmation>,
+    pub gave_up: Vec<&'a GaveUp>,
     pub overwrites: Vec<&'a Overwrite>,
     pub all_overwrites_or_nothing: bool,
     /// With their open keys (`None`: recorded closed).
@@ -101,6 +102,8 @@ impl<'a> PreparedWrite<'a> {
         metadata.sort_by_key(|m| m.id);
         let mut confirmations = last_by_key(&write.confirmations, |c| c.id.0);
         confirmations.sort_by_key(|c| c.id);
+        let mut gave_up = last_by_key(&write.gave_up, |g| g.id.0);
+        gave_up.sort_by_key(|g| g.id);
         let mut overwrites = last_by_key(&write.overwrites, |r| r.id().0);
         overwrites.sort_by_key(|o| o.id());
         let mut push_states = last_by_key(&write.push_states, |p| p.service_id.0);
@@ -163,6 +166,7 @@ impl<'a> PreparedWrite<'a> {
             imports,
             metadata,
             confirmations,
+            gave_up,
             overwrites,
             all_overwrites_or_nothing: write.all_overwrites_or_nothing,
             drift_upserts,

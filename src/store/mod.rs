@@ -188,6 +188,16 @@ impl Overwrite {
     }
 }
 
+/// A push calsync stopped retrying: `sync_status='error'` (over `pending` too) and
+/// `sync_error`, only if the business columns still equal `expected` (a platform
+/// edit made meanwhile keeps its `pending`, and its new values are tried).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp {
+    pub id: ServiceId,
+    pub expected: BusinessValues,
+    pub error: String,
+}
+
 /// The retry state to keep for a service after a failed push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushStateWrite {
@@ -306,6 +316,8 @@ pub struct AccountWrite {
     /// (a push succeeded, the platform changed, or an operator pushed).
     pub push_states: Vec<PushStateWrite>,
     pub push_states_cleared: Vec<ServiceId>,
+    /// Services whose push needs a human (after the sync metadata).
+    pub gave_up: Vec<GaveUp>,
     /// Acknowledgements set or removed on open ledger entries.
     pub acknowledgements: Vec<AckWrite>,
     /// Human decisions to journal in `calsync_decisions`.
@@ -333,6 +345,7 @@ impl AccountWrite {
             gone: Vec::new(),
             push_states: Vec::new(),
             push_states_cleared: Vec::new(),
+            gave_up: Vec::new(),
             acknowledgements: Vec::new(),
             decisions: Vec::new(),
             approval_used: None,

@@ -443,6 +443,49 @@ pub(super) async fn confirm<D: Dialect>(
     Ok(())
 }
 
+/// Pushes that need a human: `error` even over `pending`, guarded like a
+/// confirmation (a row the platform changed meanwhile keeps its status).
+pub(super) async fn give_up<D: Dialect>(
+    conn: &mut D::Connection,
+    st: &Statements,
+    w: &PreparedWrite<'_>,
+) -> Result<(), StoreError> {
+    let columns: Vec<&str> = std::iter::once("id")
+        .chain(BUSINESS_COLUMNS)
+        .chain(["error"])
+        .collect();
+    let on_guard = format!("s.id = v.id AND {}", guard::<D>());
+    for rows in derived(&w.gave_up, 9, |g| {
+        batch::business_bytes(&g.expected) + g.error.len()
+    }) {
+        let mut qb = QueryBuilder::<D>::new("");
+        D::update_join(
+            &mut qb,
+            "services",
+            &columns,
+            rows.iter()
+                .map(|g| {
+                    let mut cells = vec![Cell::Int(g.id.0)];
+                    cells.extend(business(&g.expected));
+                    cells.push(Cell::Text(&g.error));
+                    cells
+                })
+                .collect(),
+            &on_guard,
+            vec![
+                ("sync_status", Set::Expr("'error'".into())),
+                ("sync_error", Set::Expr("v.error".into())),
+                ("last_calcom_sync", Set::Bind(Cell::Time(w.now))),
+            ],
+        );
+        st.tick();
+        D::execute(&mut *conn, qb)
+            .await
+            .map_err(on(D::BACKEND, "marking pushes that need a human"))?;
+    }
+    Ok(())
+}
+
 /// The only business-column writes: Cal.com values of the granted fields, guarded
 /// by the values read (a row the platform changed meanwhile is left alone). A row
 /// the platform set `pending` stays `pending`: its own edits of other fields still

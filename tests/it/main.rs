@@ -6,6 +6,7 @@ mod support;
 mod calcom_client;
 mod cli;
 mod daemon;
+mod decisions;
 mod faults;
 mod fuzz;
 mod reliability;
