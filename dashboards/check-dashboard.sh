@@ -42,7 +42,9 @@ allowed=" calsync_protection_triggered_total calsync_calcom_overwrites_total cal
   calsync_last_success_timestamp_seconds calsync_calcom_requests_total
   calsync_calcom_request_duration_seconds_bucket calsync_calcom_rate_limit_remaining
   calsync_build_info calsync_leader calsync_ready calsync_config_last_reload_successful
-  calsync_config_last_reload_success_timestamp_seconds calsync_unreadable_records_total up "
+  calsync_config_last_reload_success_timestamp_seconds calsync_unreadable_records_total
+  calsync_push_needs_human calsync_push_backoff_services calsync_guard_tripped_total
+  calsync_drift_acknowledged_fields up "
 # Metrics without an account label (process-wide); all others must be filtered.
 no_account=" calsync_reconcile_skipped_total
   calsync_calcom_request_duration_seconds_bucket calsync_build_info calsync_leader calsync_ready

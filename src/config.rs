@@ -881,7 +881,7 @@ impl Settings {
             .map(|a| {
                 let owners: Vec<String> = a
                     .ownership
-                    .to_map()
+                    .entries()
                     .into_iter()
                     .map(|(f, o)| format!("{f}={o}"))
                     .collect();

@@ -4,7 +4,6 @@
 //! decision ([`Adoption`]). Both live in this module, and a grant cannot be built
 //! anywhere else, so skipping the policy does not compile.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -89,8 +88,8 @@ impl Ownership {
         })
     }
 
-    /// Field name → owner, in field order (config output, reports, JSON).
-    pub fn to_map(&self) -> BTreeMap<&'static str, Owner> {
+    /// `(field name, owner)` in field order (config output, reports).
+    pub fn entries(&self) -> Vec<(&'static str, Owner)> {
         Field::ALL
             .into_iter()
             .map(|f| (f.as_str(), self.of(f)))

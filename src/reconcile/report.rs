@@ -309,7 +309,7 @@ impl PassReport {
                 && *o != Ownership::default()
             {
                 let owners: Vec<String> = o
-                    .to_map()
+                    .entries()
                     .into_iter()
                     .map(|(f, owner)| format!("{f} {owner}"))
                     .collect();
