@@ -283,8 +283,9 @@ impl Reconciler {
             m.reconcile_duration_seconds
                 .with_label_values(&[account.name.as_str()])
                 .observe(clock.elapsed().as_secs_f64());
-            // A partial pass committed too: it is a success with findings.
-            if report.result != "failure" {
+            // A partial pass committed too: it is a success with findings. A held
+            // pass wrote nothing, so it is not (the guard's alert pages for it).
+            if matches!(report.result, "success" | "partial") {
                 m.last_success_timestamp_seconds
                     .with_label_values(&[account.name.as_str()])
                     .set(Utc::now().timestamp() as f64);
