@@ -1,5 +1,9 @@
-//! Test harness: fresh databases per test on every backend, the simulator, helpers.
+//! Test harness: fresh databases per test on every backend, the simulator, the
+//! one config writer, the fault suite's rig and its TCP proxy, loopback helpers.
 
 pub mod app;
+pub mod config;
 pub mod db;
+pub mod fault_rig;
 pub mod net;
+pub mod tcp_proxy;
