@@ -2,6 +2,7 @@
 //! the HTTP surface, the operator API, SIGHUP/SIGTERM, and a real Prometheus
 //! server scraping it and evaluating the alert rules.
 
+use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::net::{free_port, wait_listening, wait_ok};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ fn repo() -> PathBuf {
 struct Running {
     child: Child,
     port: u16,
+    /// What was written to [`Running::config_path`] at start.
+    config: ConfigFile,
     dir: tempfile::TempDir,
     sim: Simulator,
     /// Everything the daemon sent to $NOTIFY_SOCKET, drained by a thread (like
@@ -31,6 +34,8 @@ struct Running {
     http: reqwest::Client,
 }
 
+/// The daemon's config: a SQLite file and the log directory in `dir`, the
+/// simulator, one account with `key`.
 fn config(
     dir: &Path,
     sim: &Simulator,
@@ -38,33 +43,20 @@ fn config(
     schedule: &str,
     jitter_secs: u64,
     key: &str,
-) -> String {
-    format!(
-        r#"
-[database]
-url = "sqlite://{db}?mode=rwc"
-[calcom]
-base_url = "{base}"
-retry_initial_delay_ms = 10
-max_attempts = 2
-[[accounts]]
-name = "berlin"
-company_id = 1
-api_key = "{key}"
-[sync]
-schedule = "{schedule}"
-jitter_secs = {jitter_secs}
-shutdown_timeout_secs = 20
-[server]
-listen = "127.0.0.1:{port}"
-admin_token = "{TOKEN}"
-[log]
-directory = "{logs}"
-"#,
-        db = dir.join("calsync.db").display(),
-        base = sim.base_url(),
-        logs = dir.join("logs").display(),
+) -> ConfigFile {
+    ConfigFile::new(
+        &format!("sqlite://{}?mode=rwc", dir.join("calsync.db").display()),
+        &sim.base_url(),
     )
+    .set("calcom.retry_initial_delay_ms", 10)
+    .set("calcom.max_attempts", 2)
+    .set("sync.schedule", schedule)
+    .set("sync.jitter_secs", jitter_secs as i64)
+    .set("sync.shutdown_timeout_secs", 20)
+    .set("server.listen", format!("127.0.0.1:{port}"))
+    .set("server.admin_token", TOKEN)
+    .set("log.directory", dir.join("logs").display().to_string())
+    .account(AccountSpec::new("berlin", 1, key))
 }
 
 async fn start(schedule: &str) -> Running {
@@ -92,12 +84,8 @@ async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) 
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("calsync.toml");
-    std::fs::write(
-        &cfg,
-        config(dir.path(), &sim, port, schedule, jitter_secs, key),
-    )
-    .unwrap();
+    let config = config(dir.path(), &sim, port, schedule, jitter_secs, key);
+    let cfg = config.write(dir.path().join("calsync.toml"));
     if migrate {
         let migrated = Command::new(BIN)
             .args(["--config", cfg.to_str().unwrap(), "migrate"])
@@ -136,6 +124,7 @@ async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) 
     Running {
         child,
         port,
+        config,
         dir,
         sim,
         notified,
@@ -402,17 +391,18 @@ async fn the_operator_api_needs_the_token_and_answers_the_status_tooltip() {
 async fn sighup_applies_a_good_config_and_rejects_a_bad_one_without_stopping() {
     let app = start("0 0 * * * *").await;
     app.wait_ready().await;
-    let good = std::fs::read_to_string(app.config_path()).unwrap();
-    std::fs::write(app.config_path(), format!("{good}\n[bogus]\nkey = 1\n")).unwrap();
+    app.config
+        .clone()
+        .set("bogus.key", 1)
+        .write(app.config_path());
     app.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _) = app.api(reqwest::Method::GET, "/healthz", None).await;
     assert_eq!(status, 200, "a bad reload must not stop the daemon");
-    std::fs::write(
-        app.config_path(),
-        good.replace("max_attempts = 2", "max_attempts = 3"),
-    )
-    .unwrap();
+    app.config
+        .clone()
+        .set("calcom.max_attempts", 3)
+        .write(app.config_path());
     app.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (code, logs) = app.stop().await;
@@ -428,8 +418,9 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one_without_stopping() {
 #[tokio::test]
 async fn a_bad_config_at_start_exits_2_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, "[sync]\nschedule = \"every 5 minutes\"\n").unwrap();
+    let cfg = ConfigFile::default()
+        .set("sync.schedule", "every 5 minutes")
+        .write(dir.path().join("bad.toml"));
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .output()
@@ -689,7 +680,9 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
     let http = reqwest::Client::new();
 
     // A bad file on SIGHUP: rejected, the old configuration stays.
-    std::fs::write(revoked.config_path(), "[sync]\nschedule = \"whenever\"\n").unwrap();
+    ConfigFile::default()
+        .set("sync.schedule", "whenever")
+        .write(revoked.config_path());
     revoked.signal("HUP");
 
     let wanted = [

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::support::app::TestApp;
+use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{Business, RawService, TestBackend, TestDb, backend_tests, empty, fresh};
 use crate::support::net::free_port;
 
@@ -171,31 +172,19 @@ async fn simulator() -> Simulator {
     .expect("starting the Cal.com simulator")
 }
 
-fn config_toml(db_url: &str, sim: &Simulator, listen_port: u16, schedule: &str) -> String {
-    format!(
-        r#"
-[database]
-url = "{db_url}"
-max_connections = 4
-[calcom]
-base_url = "{base}"
-retry_initial_delay_ms = 10
-max_attempts = 2
-requests_per_minute = 100000
-[[accounts]]
-name = "berlin"
-company_id = 1
-api_key = "{KEY}"
-[sync]
-schedule = "{schedule}"
-jitter_secs = 0
-shutdown_timeout_secs = 10
-[server]
-listen = "127.0.0.1:{listen_port}"
-admin_token = "{TOKEN}"
-"#,
-        base = sim.base_url(),
-    )
+/// A replica's config: one account with [`KEY`], the operator API with [`TOKEN`].
+fn config(db_url: &str, sim: &Simulator, listen_port: u16, schedule: &str) -> ConfigFile {
+    ConfigFile::new(db_url, &sim.base_url())
+        .set("database.max_connections", 4)
+        .set("calcom.retry_initial_delay_ms", 10)
+        .set("calcom.max_attempts", 2)
+        .set("calcom.requests_per_minute", 100_000)
+        .set("sync.schedule", schedule)
+        .set("sync.jitter_secs", 0)
+        .set("sync.shutdown_timeout_secs", 10)
+        .set("server.listen", format!("127.0.0.1:{listen_port}"))
+        .set("server.admin_token", TOKEN)
+        .account(AccountSpec::new("berlin", 1, KEY))
 }
 
 /// The binary, without this process's `CALSYNC_*` variables: the binary reads
@@ -250,8 +239,7 @@ impl Replica {
         schedule: &str,
     ) -> Replica {
         let port = free_port();
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, config_toml(&db.url, sim, port, schedule)).unwrap();
+        let config = config(&db.url, sim, port, schedule).write(dir.join(format!("{name}.toml")));
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = calsync()
@@ -671,15 +659,11 @@ async fn crash_harness(kills: u64, seed: u64, tally: &mut Tally) {
     }
     let db = empty(TestBackend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("calsync.toml");
     // A local server: no TLS handshake, so start-up is short and more kills land
     // inside the pass itself.
     let url = format!("{}?sslmode=disable", db.url);
-    std::fs::write(
-        &config,
-        config_toml(&url, &sim, free_port(), "0 */5 * * * *"),
-    )
-    .unwrap();
+    let config =
+        config(&url, &sim, free_port(), "0 */5 * * * *").write(dir.path().join("calsync.toml"));
     migrate(&config).await;
     tally.scenarios.push(format!(
         "crash harness on postgres: `calsync once` SIGKILLed at 0-300 ms until {kills} kills, each round followed by an unkilled pass"

@@ -16,6 +16,7 @@ use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
 use serde_json::json;
 
 use crate::support::app::{API_KEY, COMPANY};
+use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{TestBackend, fresh};
 use crate::support::net::{free_port, wait_listening};
 
@@ -88,23 +89,13 @@ fn grep(lines: &[&str], args: &str) -> bool {
     child.wait().expect("grep finishes").success()
 }
 
-fn write_config(dir: &Path, name: &str, db: &str, base: &str, key: &str, format: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!(
-            "[database]\nurl = \"{db}\"\n[calcom]\nbase_url = \"{base}\"\nmax_attempts = 1\n\
-             retry_initial_delay_ms = 1\n[log]\nformat = \"{format}\"\n\
-             [[accounts]]\nname = \"berlin\"\ncompany_id = {COMPANY}\napi_key = \"{key}\"\n"
-        ),
-    )
-    .expect("writing the config");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    path
+/// One account with `key`, a single attempt per request, logs in `format`.
+fn config(db: &str, base: &str, key: &str, format: &str) -> ConfigFile {
+    ConfigFile::new(db, base)
+        .set("calcom.max_attempts", 1)
+        .set("calcom.retry_initial_delay_ms", 1)
+        .set("log.format", format)
+        .account(AccountSpec::new("berlin", COMPANY, key))
 }
 
 fn calsync(config: &Path, command_word: &str) -> tokio::process::Command {
@@ -128,15 +119,14 @@ async fn once(config: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `calsync run` until it answers, a SIGHUP with a bad file, then SIGTERM.
-async fn rejected_reload(config: &Path) -> String {
+/// `calsync run` with `config` (and a port to answer on) until it answers, a
+/// SIGHUP with a bad file, then SIGTERM.
+async fn rejected_reload(config: ConfigFile, path: &Path) -> String {
     let port = free_port();
-    let text = std::fs::read_to_string(config).unwrap();
-    std::fs::write(
-        config,
-        format!("{text}[server]\nlisten = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
+    let config = config
+        .set("server.listen", format!("127.0.0.1:{port}"))
+        .write(path);
+    let config = config.as_path();
     let child = calsync(config, "run")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -145,7 +135,9 @@ async fn rejected_reload(config: &Path) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     wait_listening(&http, &format!("http://127.0.0.1:{port}/healthz")).await;
-    std::fs::write(config, "[sync]\nschedule = \"whenever\"\n").unwrap();
+    ConfigFile::default()
+        .set("sync.schedule", "whenever")
+        .write(config);
     let pid = child.id().expect("running").to_string();
     let kill = |sig: &str| {
         std::process::Command::new("kill")
@@ -180,22 +172,15 @@ async fn logs(format: &str) -> String {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let good = write_config(
-        dir.path(),
-        "good.toml",
-        &db.url,
-        &sim.base_url(),
-        API_KEY,
-        format,
-    );
-    let revoked = write_config(
-        dir.path(),
-        "revoked.toml",
+    let good = config(&db.url, &sim.base_url(), API_KEY, format);
+    let good_path = good.write(dir.path().join("good.toml"));
+    let revoked = config(
         &db.url,
         &sim.base_url(),
         "cal_live_revoked_000000000000",
         format,
-    );
+    )
+    .write(dir.path().join("revoked.toml"));
     let id = |v: serde_json::Value| v["id"].as_i64().unwrap();
     let edited = id(sim.create_event_type(
         API_KEY,
@@ -209,7 +194,7 @@ async fn logs(format: &str) -> String {
         API_KEY,
         json!({"title": "Trim", "slug": "trim", "lengthInMinutes": 15}),
     ));
-    let mut all = once(&good).await;
+    let mut all = once(&good_path).await;
 
     sim.edit_event_type(edited, json!({"title": "Cut & style"}));
     sim.delete_event_type(deleted);
@@ -238,9 +223,9 @@ async fn logs(format: &str) -> String {
         },
         times: 0,
     });
-    all.push_str(&once(&good).await);
+    all.push_str(&once(&good_path).await);
     all.push_str(&once(&revoked).await);
-    all.push_str(&rejected_reload(&good).await);
+    all.push_str(&rejected_reload(good, &good_path).await);
     all
 }
 

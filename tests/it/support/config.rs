@@ -62,6 +62,12 @@ impl AccountSpec {
         self.valid = false;
         self
     }
+
+    /// The key is read from this file (`api_key_file`), not written inline.
+    pub fn key_file(mut self, path: &Path) -> Self {
+        self.api_key_file = Some(path.to_owned());
+        self
+    }
 }
 
 /// A TOML string literal (quoted and escaped).
@@ -101,6 +107,12 @@ impl ConfigFile {
             Some((_, old)) => *old = value,
             None => keys.push((name.to_owned(), value)),
         }
+        self
+    }
+
+    /// Adds one `[[accounts]]` entry.
+    pub fn account(mut self, spec: AccountSpec) -> Self {
+        self.accounts.push(spec);
         self
     }
 
