@@ -141,6 +141,10 @@ pub struct Metrics {
     /// `calsync_calcom_requests_total{account, endpoint, code}`: count requests
     /// with [`Metrics::count_request`].
     pub calcom_requests_total: IntCounterVec,
+    /// `calsync_calcom_retries_total{account}`.
+    pub calcom_retries_total: IntCounterVec,
+    /// `calsync_calcom_rate_limited_total{account}`.
+    pub calcom_rate_limited_total: IntCounterVec,
     /// `calsync_calcom_request_duration_seconds{endpoint}`.
     pub calcom_request_duration_seconds: HistogramVec,
     /// `calsync_calcom_rate_limit_remaining{account}`.
@@ -286,6 +290,18 @@ impl Metrics {
             "Requests sent to the Cal.com API, by account, endpoint and HTTP status or transport failure.",
             &["account", "endpoint", "code"],
         );
+        let calcom_retries_total = counter_vec(
+            &registry,
+            "calsync_calcom_retries_total",
+            "Cal.com requests sent again after a retryable failure (5xx, timeout, connection error, 429), by account.",
+            &["account"],
+        );
+        let calcom_rate_limited_total = counter_vec(
+            &registry,
+            "calsync_calcom_rate_limited_total",
+            "HTTP 429 answers from Cal.com, by account; each stops requests with the account's key until the announced reset (60 s without one).",
+            &["account"],
+        );
         let calcom_request_duration_seconds = histogram_vec(
             &registry,
             "calsync_calcom_request_duration_seconds",
@@ -346,6 +362,8 @@ impl Metrics {
             reconcile_skipped_total,
             last_success_timestamp_seconds,
             calcom_requests_total,
+            calcom_retries_total,
+            calcom_rate_limited_total,
             calcom_request_duration_seconds,
             calcom_rate_limit_remaining,
             build_info,
@@ -378,6 +396,8 @@ impl Metrics {
             .with_label_values(&[account]);
         self.listing_inconsistencies_total
             .with_label_values(&[account]);
+        self.calcom_retries_total.with_label_values(&[account]);
+        self.calcom_rate_limited_total.with_label_values(&[account]);
     }
 
     /// The registry every metric is on, for a caller that adds its own collector.
@@ -474,6 +494,10 @@ impl Metrics {
         let _ = self
             .empty_listings_guarded_total
             .remove_label_values(&[account]);
+        let _ = self.calcom_retries_total.remove_label_values(&[account]);
+        let _ = self
+            .calcom_rate_limited_total
+            .remove_label_values(&[account]);
         for status in SyncStatus::ALL {
             let _ = self
                 .services
@@ -533,7 +557,7 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 25] = [
+    const NAMES: [&str; 27] = [
         "calsync_protection_triggered_total",
         "calsync_calcom_overwrites_total",
         "calsync_drifted_services",
@@ -555,6 +579,8 @@ mod tests {
         "calsync_reconcile_skipped_total",
         "calsync_last_success_timestamp_seconds",
         "calsync_calcom_requests_total",
+        "calsync_calcom_retries_total",
+        "calsync_calcom_rate_limited_total",
         "calsync_calcom_request_duration_seconds",
         "calsync_calcom_rate_limit_remaining",
         "calsync_build_info",
@@ -611,6 +637,10 @@ mod tests {
             .set(1_700_000_000.0);
         m.count_request(account, endpoint::LIST_EVENT_TYPES, &code::status(200));
         m.count_request(account, endpoint::UPDATE_EVENT_TYPE, code::TIMEOUT);
+        m.calcom_retries_total.with_label_values(&[account]).inc();
+        m.calcom_rate_limited_total
+            .with_label_values(&[account])
+            .inc();
         m.calcom_request_duration_seconds
             .with_label_values(&[endpoint::LIST_EVENT_TYPES])
             .observe(0.2);
@@ -693,6 +723,8 @@ mod tests {
             "calsync_pushed_total{account=\"acme\",result=\"failure\"} 0",
             "calsync_reconcile_runs_total{account=\"acme\",result=\"failure\"} 0",
             "calsync_imported_total{account=\"acme\"} 0",
+            "calsync_calcom_retries_total{account=\"acme\"} 0",
+            "calsync_calcom_rate_limited_total{account=\"acme\"} 0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

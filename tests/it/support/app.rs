@@ -45,6 +45,7 @@ use tracing::instrument::WithSubscriber;
 
 use super::config::{AccountSpec, ConfigFile};
 use super::db::{RawService, TestBackend, TestDb, fresh};
+use super::logs::LogCapture;
 
 /// The account every scenario has unless it configures its own.
 pub const ACCOUNT: &str = "berlin";
@@ -537,60 +538,6 @@ async fn forward(
     }
     let bytes = answer.bytes().await?;
     Ok(response.body(Full::new(bytes))?)
-}
-
-// ---------------------------------------------------------------------- logs
-
-/// Collects the log lines of the passes this app runs (scoped to its futures, so
-/// tests running in parallel never see each other's lines).
-struct LogCapture {
-    buffer: LogBuffer,
-    dispatch: tracing::Dispatch,
-}
-
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl LogCapture {
-    fn new() -> Self {
-        let buffer = LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buffer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        Self {
-            buffer,
-            dispatch: tracing::Dispatch::new(subscriber),
-        }
-    }
-
-    fn dispatch(&self) -> tracing::Dispatch {
-        self.dispatch.clone()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&lock(&self.buffer.0)).into_owned()
-    }
 }
 
 /// One scenario per backend, each with its own default [`TestApp`] as `$app`:

@@ -1,9 +1,10 @@
 //! Test harness: fresh databases per test on every backend, the simulator, the
-//! one config writer, the fault suite's rig and its TCP proxy, loopback helpers.
+//! one config writer, log capture, the fault suite's rig and its TCP proxy, loopback helpers.
 
 pub mod app;
 pub mod config;
 pub mod db;
 pub mod fault_rig;
+pub mod logs;
 pub mod net;
 pub mod tcp_proxy;
