@@ -19,6 +19,7 @@ use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::logs::LogCapture;
+use crate::support::net::free_port;
 
 const API_KEY: &str = "cal_live_testkey";
 const ACCOUNT: &str = "berlin";
@@ -558,9 +559,7 @@ async fn a_timeout_is_retried_then_reported_as_a_transport_timeout() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_retried_then_reported_as_a_connect_failure() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base = format!("http://127.0.0.1:{}", free_port());
     let mut s = settings(&base);
     s.max_attempts = 2;
     let berlin = Berlin::new(s);

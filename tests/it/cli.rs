@@ -12,6 +12,7 @@ use calsync::simulate::{SimConfig, Simulator};
 use serde_json::{Value, json};
 
 use crate::support::app::{API_KEY, COMPANY};
+use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{TestBackend, TestDb, empty, fresh};
 
@@ -41,15 +42,8 @@ impl Run {
 /// `CALCOM_ALLOW_OVERWRITES` or `RUST_LOG`) plus `env`, and checks that none of
 /// `secrets` appears in its output.
 async fn calsync(args: &[&str], env: &[(&str, &str)], secrets: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"));
-    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" || name == "RUST_LOG" {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command.envs(env.iter().copied());
+    let mut command = binary::calsync();
+    command.args(args).envs(env.iter().copied());
     let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
         .await
         .unwrap_or_else(|_| panic!("calsync {args:?} did not finish within {RUN_TIMEOUT:?}"))
@@ -700,10 +694,8 @@ async fn completions_and_the_manual_page_are_printed_without_a_config() {
 /// The JSON a command printed, checked against `docs/pass-report.schema.json`.
 fn assert_schema_valid(value: &Value) {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/pass-report.schema.json"),
-        )
-        .expect("reading the schema"),
+        &std::fs::read_to_string(binary::repo_file("docs/pass-report.schema.json"))
+            .expect("reading the schema"),
     )
     .expect("the schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
@@ -784,9 +776,8 @@ async fn a_long_pass_shows_its_progress_on_a_terminal_and_not_in_a_pipe() {
         .args(["-qec", &command, "/dev/null"])
         .stdin(Stdio::null());
     for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "RUST_LOG" {
-            script.env_remove(name.as_ref());
+        if binary::is_configuration(&name.to_string_lossy()) {
+            script.env_remove(name);
         }
     }
     let out = script

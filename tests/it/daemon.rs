@@ -2,6 +2,7 @@
 //! the HTTP surface, the operator API, SIGHUP/SIGTERM, and a real Prometheus
 //! server scraping it and evaluating the alert rules.
 
+use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::net::{free_port, wait_listening, wait_ok};
 use std::os::unix::net::UnixDatagram;
@@ -15,11 +16,6 @@ use tokio::process::{Child, Command};
 
 const KEY: &str = "cal_live_daemon_test_key_0001";
 const TOKEN: &str = "admin-token-for-tests-0123456789";
-const BIN: &str = env!("CARGO_BIN_EXE_calsync");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 struct Running {
     child: Child,
@@ -87,7 +83,7 @@ async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) 
     let config = config(dir.path(), &sim, port, schedule, jitter_secs, key);
     let cfg = config.write(dir.path().join("calsync.toml"));
     if migrate {
-        let migrated = Command::new(BIN)
+        let migrated = binary::calsync()
             .args(["--config", cfg.to_str().unwrap(), "migrate"])
             .output()
             .await
@@ -111,7 +107,7 @@ async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) 
                 .push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     });
-    let child = Command::new(BIN)
+    let child = binary::calsync()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env("NOTIFY_SOCKET", &sock)
         .env("WATCHDOG_USEC", "1000000")
@@ -183,12 +179,7 @@ impl Running {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-s", sig, &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        assert!(binary::signal(&self.child, sig), "kill -s {sig}");
     }
 
     async fn stop(mut self) -> (i32, String) {
@@ -421,7 +412,7 @@ async fn a_bad_config_at_start_exits_2_before_anything_runs() {
     let cfg = ConfigFile::default()
         .set("sync.schedule", "every 5 minutes")
         .write(dir.path().join("bad.toml"));
-    let out = Command::new(BIN)
+    let out = binary::calsync()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .output()
         .await
@@ -433,8 +424,8 @@ async fn a_bad_config_at_start_exits_2_before_anything_runs() {
 /// Every `calsync_*` metric named by the dashboard or the alert rules, bucket
 /// suffixes stripped.
 fn referenced_metrics() -> Vec<String> {
-    let mut text = std::fs::read_to_string(repo().join("dashboards/calsync.json")).unwrap();
-    text.push_str(&std::fs::read_to_string(repo().join("alerts/calsync.rules.yml")).unwrap());
+    let mut text = std::fs::read_to_string(binary::repo_file("dashboards/calsync.json")).unwrap();
+    text.push_str(&std::fs::read_to_string(binary::repo_file("alerts/calsync.rules.yml")).unwrap());
     let mut names: Vec<String> = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -476,7 +467,7 @@ async fn every_metric_the_dashboard_and_alerts_use_is_exported_and_every_express
     }
     // The dashboard's PromQL, checked by promtool as recording rules.
     let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("dashboards/calsync.json")).unwrap(),
+        &std::fs::read_to_string(binary::repo_file("dashboards/calsync.json")).unwrap(),
     )
     .unwrap();
     let mut exprs = Vec::new();
@@ -543,7 +534,7 @@ fn start_prometheus(bin: &Path, dir: &Path, targets: &[u16]) -> (tokio::process:
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: [{}]\n",
-            repo().join("alerts/calsync.rules.yml").display(),
+            binary::repo_file("alerts/calsync.rules.yml").display(),
             targets.join(", ")
         ),
     )
@@ -620,7 +611,7 @@ async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
     app.sim
         .edit_event_type(et, json!({"title": "Edited in Cal.com"}));
 
-    let rules = std::fs::read_to_string(repo().join("alerts/calsync.rules.yml")).unwrap();
+    let rules = std::fs::read_to_string(binary::repo_file("alerts/calsync.rules.yml")).unwrap();
     assert!(rules.contains("CalsyncProtectionTriggered"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut rose = false;
@@ -751,13 +742,14 @@ async fn sigterm_stops_a_pass_that_has_not_started_writing() {
 
 #[test]
 fn the_default_shutdown_timeout_fits_the_units_stop_timeout() {
-    let unit = std::fs::read_to_string(repo().join("systemd/calsync.service")).unwrap();
+    let unit = std::fs::read_to_string(binary::repo_file("systemd/calsync.service")).unwrap();
     let stop: u64 = unit
         .lines()
         .find_map(|l| l.strip_prefix("TimeoutStopSec="))
         .and_then(|v| v.trim().trim_end_matches('s').parse().ok())
         .expect("TimeoutStopSec=<seconds>s in the unit");
-    let example = std::fs::read_to_string(repo().join("config/calsync.example.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(binary::repo_file("config/calsync.example.toml")).unwrap();
     let configured: u64 = example
         .lines()
         .find_map(|l| l.trim().strip_prefix("shutdown_timeout_secs = "))

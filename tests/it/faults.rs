@@ -21,13 +21,14 @@ use calsync::simulate::{Fault, FaultKind, RequestLogEntry, SimConfig, Simulator}
 use calsync::telemetry::metrics::Metrics;
 use serde_json::{Value, json};
 
+use crate::support::binary;
 use crate::support::config::AccountSpec;
 use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh, server_tests};
 use crate::support::fault_rig::{
     FIRST_BACKOFF_MS, FaultRig, MAX_ATTEMPTS, MAX_BODY_BYTES, WAIT, account, event_type,
     fault_config, open_app, series,
 };
-use crate::support::net::free_port;
+use crate::support::net::{free_port, wait_ok};
 use crate::support::tcp_proxy::TcpProxy;
 
 /// The account every fault is aimed at.
@@ -607,11 +608,8 @@ async fn a_failed_listing_exits_once_with_2_and_names_the_account() {
 
     let out = tokio::time::timeout(
         WAIT,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"))
+        binary::calsync()
             .args(["--config", config.to_str().expect("UTF-8"), "once"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
             .output(),
     )
     .await
@@ -1047,14 +1045,11 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
     .set("sync.jitter_secs", 0)
     .set("server.listen", format!("127.0.0.1:{port}"))
     .write(dir.path().join("calsync.toml"));
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"))
+    let mut daemon = binary::calsync()
         .args(["--config", config.to_str().expect("UTF-8"), "run"])
-        .env_remove("RUST_LOG")
         .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("starting calsync run");
     let http = reqwest::Client::new();
@@ -1135,27 +1130,12 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     proxy.set_forwarding(true);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(r) = http.get(&readyz).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready again after the database came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ok(&http, &readyz).await;
     assert!(
         daemon.try_wait().expect("daemon status").is_none(),
         "no restart"
     );
-    let pid = daemon.id().expect("running").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "TERM", &pid])
-        .status();
+    binary::signal(&daemon, "TERM");
     let _ = tokio::time::timeout(WAIT, daemon.wait()).await;
 }
 

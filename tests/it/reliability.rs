@@ -30,14 +30,14 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::support::app::TestApp;
+use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{Business, RawService, TestBackend, TestDb, backend_tests, empty, fresh};
 use crate::support::net::free_port;
 
-const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 const KEY: &str = "cal_live_reliability_key_0001";
 const TOKEN: &str = "admin-token-reliability-0123456789";
 const LEASE: &str = calsync::daemon::LEASE_NAME;
@@ -129,7 +129,7 @@ async fn sever_lease(db: &TestDb) {
             assert_eq!(killed, 1, "exactly one session holds the lease");
         }
         TestBackend::MariaDb => {
-            let lock = format!("calsync:{LEASE}@{}", database_name(&db.url));
+            let lock = format!("calsync:{LEASE}@{}", db.name());
             let holder = db
                 .count(&format!("SELECT CAST(IS_USED_LOCK('{lock}') AS SIGNED)"))
                 .await;
@@ -140,14 +140,6 @@ async fn sever_lease(db: &TestDb) {
             std::fs::remove_file(format!("{}.{LEASE}.lock", file.display())).unwrap();
         }
     }
-}
-
-fn database_name(url: &str) -> String {
-    url::Url::parse(url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned()
 }
 
 fn sqlite_file(url: &str) -> PathBuf {
@@ -187,22 +179,9 @@ fn config(db_url: &str, sim: &Simulator, listen_port: u16, schedule: &str) -> Co
         .account(AccountSpec::new("berlin", 1, KEY))
 }
 
-/// The binary, without this process's `CALSYNC_*` variables: the binary reads
-/// every one as a configuration override and rejects unknown keys, and this
-/// test's own knobs (`CALSYNC_CRASH_KILLS`, ...) are not calsync settings.
-fn calsync() -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CALSYNC_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
 /// Runs `calsync migrate` with this config; panics with its output on failure.
 async fn migrate(config: &Path) {
-    let out = calsync()
+    let out = binary::calsync()
         .args(["--config", config.to_str().unwrap(), "migrate"])
         .output()
         .await
@@ -242,7 +221,7 @@ impl Replica {
         let config = config(&db.url, sim, port, schedule).write(dir.join(format!("{name}.toml")));
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let child = calsync()
+        let child = binary::calsync()
             .args(["--config", config.to_str().unwrap(), "run"])
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -330,11 +309,11 @@ impl Replica {
 
     /// SIGTERM, then the exit code.
     async fn stop(mut self) -> (i32, String) {
-        let pid = self.child.id().expect("running").to_string();
-        std::process::Command::new("kill")
-            .args(["-s", "TERM", &pid])
-            .status()
-            .unwrap();
+        assert!(
+            binary::signal(&self.child, "TERM"),
+            "{} is not running",
+            self.name
+        );
         let status = tokio::time::timeout(WAIT, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("{} ignored SIGTERM:\n{}", self.name, self.logs()))
@@ -697,7 +676,7 @@ async fn crash_harness(kills: u64, seed: u64, tally: &mut Tally) {
         let runs_before = db.count("SELECT COUNT(*) FROM calsync_runs").await;
         let seq_before = sim.requests().last().map_or(0, |r| r.seq);
         let delay = Duration::from_millis(rng.random_range(0..=300));
-        let mut child = calsync()
+        let mut child = binary::calsync()
             .args(["--config", config.to_str().unwrap(), "once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -780,7 +759,7 @@ async fn crash_harness(kills: u64, seed: u64, tally: &mut Tally) {
 async fn once(config: &Path) -> i32 {
     let out = tokio::time::timeout(
         WAIT,
-        calsync()
+        binary::calsync()
             .args(["--config", config.to_str().unwrap(), "once"])
             .output(),
     )

@@ -9,26 +9,23 @@
 //! unreadable record, a refused push, a revoked key (failed pass, HTTP 401).
 //! A short `calsync run` adds the daemon's own line: a rejected reload.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
 use serde_json::json;
 
 use crate::support::app::{API_KEY, COMPANY};
+use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{TestBackend, fresh};
 use crate::support::net::{free_port, wait_listening};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `(priority filter, grep arguments)` of every `journalctl -u calsync [-p P] | grep ARGS`.
 fn runbook_greps() -> Vec<(Option<String>, String)> {
     let mut out = Vec::new();
     for file in ["README.md", "alerts/calsync.rules.yml"] {
-        let text = std::fs::read_to_string(repo().join(file)).expect("reading the runbooks");
+        let text = std::fs::read_to_string(binary::repo_file(file)).expect("reading the runbooks");
         // Commands sit in backticks; a YAML description may wrap one over lines.
         let text = text.replace(['\n', '\r'], " ");
         for part in text.split('`').skip(1).step_by(2) {
@@ -99,15 +96,8 @@ fn config(db: &str, base: &str, key: &str, format: &str) -> ConfigFile {
 }
 
 fn calsync(config: &Path, command_word: &str) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"));
+    let mut command = binary::calsync();
     command.args(["--config", config.to_str().unwrap(), command_word]);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "RUST_LOG" || name == "CALCOM_ALLOW_OVERWRITES" {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command.stdin(Stdio::null()).kill_on_drop(true);
     command
 }
 
@@ -138,16 +128,9 @@ async fn rejected_reload(config: ConfigFile, path: &Path) -> String {
     ConfigFile::default()
         .set("sync.schedule", "whenever")
         .write(config);
-    let pid = child.id().expect("running").to_string();
-    let kill = |sig: &str| {
-        std::process::Command::new("kill")
-            .args(["-s", sig, &pid])
-            .status()
-            .expect("kill")
-    };
-    kill("HUP");
+    assert!(binary::signal(&child, "HUP"));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    kill("TERM");
+    assert!(binary::signal(&child, "TERM"));
     let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("calsync run stops on SIGTERM")

@@ -20,10 +20,11 @@ use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
+use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile, toml_string, write_text};
-use crate::support::db::{TestBackend, TestDb, empty, fresh};
+use crate::support::db::{TestBackend, TestDb, admin_url, empty, fresh};
 use crate::support::net::free_port;
 
 const API_KEY: &str = "cal_live_sec_9f8e7d6c5b4a3210fedc";
@@ -44,7 +45,6 @@ const SECRETS: &[&str] = &[
     SHORT_TOKEN,
 ];
 
-const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 const RUN_TIMEOUT: Duration = Duration::from_secs(25);
 const WAIT: Duration = Duration::from_secs(25);
 
@@ -78,19 +78,8 @@ async fn calsync(config: &Path, args: &[&str]) -> Out {
 
 /// Runs `calsync --config CONFIG ARGS` with no inherited calsync environment.
 async fn run_calsync(config: &Path, args: &[&str]) -> Out {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" || name == "RUST_LOG" {
-            command.env_remove(name.as_ref());
-        }
-    }
+    let mut command = binary::calsync();
+    command.arg("--config").arg(config).args(args);
     let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
         .await
         .unwrap_or_else(|_| panic!("calsync {args:?} did not finish"))
@@ -120,17 +109,12 @@ fn read_logs(dir: &Path) -> String {
     text
 }
 
-fn admin_url() -> String {
-    std::env::var("CALSYNC_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 static ROLE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// Creates (once per run) the login role `calsync_sec` with [`DB_PASSWORD`].
 async fn ensure_role() {
     ROLE.get_or_init(|| async {
-        let mut admin = sqlx::PgConnection::connect(&admin_url())
+        let mut admin = sqlx::PgConnection::connect(&admin_url(TestBackend::Postgres))
             .await
             .expect("the PostgreSQL test server is unreachable");
         let create = format!(
@@ -156,12 +140,12 @@ async fn ensure_role() {
 async fn database_for_role() -> TestDb {
     ensure_role().await;
     let db = empty(TestBackend::Postgres).await;
-    let mut admin = sqlx::PgConnection::connect(&admin_url())
+    let mut admin = sqlx::PgConnection::connect(&admin_url(TestBackend::Postgres))
         .await
         .expect("admin connection");
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE \"{}\" OWNER TO {DB_ROLE}",
-        database_name(&db)
+        db.name()
     )))
     .execute(&mut admin)
     .await
@@ -170,19 +154,11 @@ async fn database_for_role() -> TestDb {
     db
 }
 
-fn database_name(db: &TestDb) -> String {
-    url::Url::parse(&db.url)
-        .expect("test URL")
-        .path()
-        .trim_start_matches('/')
-        .to_owned()
-}
-
 /// `postgres://calsync_sec:<password>@127.0.0.1:<port>/<db>`.
 fn role_url(db: &TestDb, password: &str, port: u16) -> String {
     format!(
         "postgres://{DB_ROLE}:{password}@127.0.0.1:{port}/{}",
-        database_name(db)
+        db.name()
     )
 }
 
@@ -282,23 +258,14 @@ struct Daemon {
 impl Daemon {
     async fn start(config: &Path, port: u16) -> Daemon {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut command = Command::new(BIN);
+        let mut command = binary::calsync();
         command
             .arg("--config")
             .arg(config)
             .arg("run")
-            .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" {
-                command.env_remove(name.as_ref());
-            }
-        }
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("starting calsync run");
         let mut stdout = child.stdout.take().expect("stdout");
         let mut stderr = child.stderr.take().expect("stderr");
@@ -363,11 +330,7 @@ impl Daemon {
 
     /// SIGTERM, then everything it printed.
     async fn stop(mut self) -> String {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-s", "TERM", &pid.to_string()])
-                .status();
-        }
+        binary::signal(&self.child, "TERM");
         if tokio::time::timeout(WAIT, self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;
         }
@@ -532,10 +495,7 @@ async fn failing_cli_commands_show_no_secret() {
     let unreachable = role_url(&db, DB_PASSWORD, free_port());
     let unknown_role = format!(
         "postgres://calsync_nobody:{WRONG_PASSWORD}@127.0.0.1:5432/{}",
-        url::Url::parse(&db.url)
-            .expect("url")
-            .path()
-            .trim_start_matches('/')
+        db.name()
     );
     let wrong_mariadb = format!("mysql://root:{WRONG_PASSWORD}@127.0.0.1:3306/test");
     let bad_port = format!("postgres://{DB_ROLE}:{DB_PASSWORD}@127.0.0.1:notaport/x");
@@ -716,10 +676,7 @@ async fn a_syntax_error_on_a_secret_line_never_echoes_the_secret() {
     );
     assert_ne!(typo, good);
     write_text(&config, &typo, 0o600);
-    let pid = daemon.child.id().expect("running").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "HUP", &pid])
-        .status();
+    assert!(binary::signal(&daemon.child, "HUP"));
     let deadline = Instant::now() + WAIT;
     while !read_logs(&logs).contains("Config reload rejected") {
         assert!(Instant::now() < deadline, "the reload was never rejected");

@@ -122,7 +122,8 @@ pub async fn empty(backend: TestBackend) -> TestDb {
     }
 }
 
-fn admin_url(backend: TestBackend) -> String {
+/// The admin connection URL of a database server (see the module docs).
+pub fn admin_url(backend: TestBackend) -> String {
     let (var, default) = match backend {
         TestBackend::Postgres => ("CALSYNC_TEST_POSTGRES_URL", POSTGRES_ADMIN),
         TestBackend::MariaDb => ("CALSYNC_TEST_MARIADB_URL", MARIADB_ADMIN),
@@ -540,6 +541,15 @@ impl TestDb {
             RawPool::MySql(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
         }
         .unwrap_or_else(|e| panic!("count failed on {}: {e}", self.backend))
+    }
+
+    /// The database's name on its server (PostgreSQL, MariaDB).
+    pub fn name(&self) -> String {
+        url::Url::parse(&self.url)
+            .expect("test database URL")
+            .path()
+            .trim_start_matches('/')
+            .to_owned()
     }
 
     /// The address of the database server (PostgreSQL, MariaDB), e.g. to put a
