@@ -22,12 +22,13 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::daemon::{Daemon, PushRefused};
 use crate::domain::{ServiceId, visibility_label};
 use crate::reconcile::ManualPushError;
 use crate::store::{DriftRecord, DriftState};
+use crate::telemetry::events::HttpAcceptFailed;
 
 /// Request bodies above this are refused (the API takes no large input).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -53,7 +54,7 @@ pub async fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        warn!(error = %e, "HTTP accept failed; continuing.");
+                        HttpAcceptFailed { error: &e.to_string() }.emit(daemon.metrics());
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }

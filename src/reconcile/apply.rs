@@ -25,7 +25,7 @@ use crate::telemetry::events::{
     AccountFailed, AccountPassFinished, CalcomOverwriteApplied, EmptyListingGuarded,
     EventTypeImported, ListingInconsistent, OrphanChecksDeferred, ProtectionStillOpen,
     ProtectionTriggered, PushFailed, PushNormalised, PushSucceeded, RecordRejected,
-    ServiceOrphaned,
+    RunRecordFailed, ServiceOrphaned,
 };
 use crate::telemetry::metrics::Metrics;
 
@@ -244,7 +244,11 @@ impl Reconciler {
                         error: Some(error.clone()),
                     };
                     if let Err(e) = store.record_run(&run).await {
-                        warn!(account = %account.name, error = %e, "Could not record the failed run in calsync_runs.");
+                        RunRecordFailed {
+                            account: &account.name,
+                            error: &e.to_string(),
+                        }
+                        .emit(&self.metrics);
                     }
                 }
                 AccountReport::failed(&account.name, format!("{stage}: {error}"))

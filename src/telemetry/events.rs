@@ -516,6 +516,41 @@ impl LeaseUnavailable<'_> {
     }
 }
 
+/// A failed account pass could not be written to the run journal either.
+pub struct RunRecordFailed<'a> {
+    pub account: &'a str,
+    pub error: &'a str,
+}
+
+impl RunRecordFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .run_record_failures_total
+            .with_label_values(&[self.account])
+            .inc();
+        warn!(
+            account = self.account,
+            error = self.error,
+            "Could not record the failed run in calsync_runs; the failure is in this log and in calsync_reconcile_runs_total only. Check that the database is reachable and writable."
+        );
+    }
+}
+
+/// The HTTP server failed to accept a connection (e.g. out of file descriptors).
+pub struct HttpAcceptFailed<'a> {
+    pub error: &'a str,
+}
+
+impl HttpAcceptFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.http_accept_failures_total.inc();
+        warn!(
+            error = self.error,
+            "HTTP accept failed; continuing. If it repeats, /metrics and /readyz cannot be reached: check the open-file limit (LimitNOFILE) and what holds connections open."
+        );
+    }
+}
+
 /// A Cal.com request failed in a way worth retrying (5xx, timeout, connection
 /// error, 429); it is sent again after a backoff, up to `calcom.max_attempts`.
 pub struct CalcomRequestRetried<'a> {
@@ -593,6 +628,57 @@ mod tests {
         tracing::subscriber::with_default(subscriber, emit);
         let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn an_unrecorded_failed_run_writes_one_warn_line_and_counts_it() {
+        let m = Metrics::new();
+        let log = logged(|| {
+            RunRecordFailed {
+                account: "berlin",
+                error: "database is locked",
+            }
+            .emit(&m)
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains(" WARN "), "{log}");
+        assert!(
+            log.contains("account=\"berlin\" error=\"database is locked\""),
+            "{log}"
+        );
+        assert!(
+            log.contains("Could not record the failed run in calsync_runs;"),
+            "{log}"
+        );
+        assert!(
+            m.encode()
+                .contains("calsync_run_record_failures_total{account=\"berlin\"} 1"),
+            "{}",
+            m.encode()
+        );
+    }
+
+    #[test]
+    fn a_failed_accept_writes_one_warn_line_and_counts_it() {
+        let m = Metrics::new();
+        let log = logged(|| {
+            HttpAcceptFailed {
+                error: "Too many open files (os error 24)",
+            }
+            .emit(&m)
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains(" WARN "), "{log}");
+        assert!(
+            log.contains("error=\"Too many open files (os error 24)\""),
+            "{log}"
+        );
+        assert!(log.contains("HTTP accept failed; continuing."), "{log}");
+        assert!(
+            m.encode().contains("calsync_http_accept_failures_total 1"),
+            "{}",
+            m.encode()
+        );
     }
 
     #[test]

@@ -141,6 +141,10 @@ pub struct Metrics {
     /// `calsync_calcom_requests_total{account, endpoint, code}`: count requests
     /// with [`Metrics::count_request`].
     pub calcom_requests_total: IntCounterVec,
+    /// `calsync_run_record_failures_total{account}`.
+    pub run_record_failures_total: IntCounterVec,
+    /// `calsync_http_accept_failures_total`.
+    pub http_accept_failures_total: IntCounter,
     /// `calsync_calcom_retries_total{account}`.
     pub calcom_retries_total: IntCounterVec,
     /// `calsync_calcom_rate_limited_total{account}`.
@@ -290,6 +294,18 @@ impl Metrics {
             "Requests sent to the Cal.com API, by account, endpoint and HTTP status or transport failure.",
             &["account", "endpoint", "code"],
         );
+        let run_record_failures_total = counter_vec(
+            &registry,
+            "calsync_run_record_failures_total",
+            "Failed account passes whose line could not be written to the run journal (calsync_runs), by account.",
+            &["account"],
+        );
+        let http_accept_failures_total = IntCounter::with_opts(Opts::new(
+            "calsync_http_accept_failures_total",
+            "Connections the HTTP server (metrics, health, operator API) failed to accept.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &http_accept_failures_total);
         let calcom_retries_total = counter_vec(
             &registry,
             "calsync_calcom_retries_total",
@@ -362,6 +378,8 @@ impl Metrics {
             reconcile_skipped_total,
             last_success_timestamp_seconds,
             calcom_requests_total,
+            run_record_failures_total,
+            http_accept_failures_total,
             calcom_retries_total,
             calcom_rate_limited_total,
             calcom_request_duration_seconds,
@@ -398,6 +416,7 @@ impl Metrics {
             .with_label_values(&[account]);
         self.calcom_retries_total.with_label_values(&[account]);
         self.calcom_rate_limited_total.with_label_values(&[account]);
+        self.run_record_failures_total.with_label_values(&[account]);
     }
 
     /// The registry every metric is on, for a caller that adds its own collector.
@@ -496,6 +515,9 @@ impl Metrics {
             .remove_label_values(&[account]);
         let _ = self.calcom_retries_total.remove_label_values(&[account]);
         let _ = self
+            .run_record_failures_total
+            .remove_label_values(&[account]);
+        let _ = self
             .calcom_rate_limited_total
             .remove_label_values(&[account]);
         for status in SyncStatus::ALL {
@@ -557,7 +579,7 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 27] = [
+    const NAMES: [&str; 29] = [
         "calsync_protection_triggered_total",
         "calsync_calcom_overwrites_total",
         "calsync_drifted_services",
@@ -582,6 +604,8 @@ mod tests {
         "calsync_calcom_retries_total",
         "calsync_calcom_rate_limited_total",
         "calsync_calcom_request_duration_seconds",
+        "calsync_run_record_failures_total",
+        "calsync_http_accept_failures_total",
         "calsync_calcom_rate_limit_remaining",
         "calsync_build_info",
         "calsync_leader",
@@ -638,6 +662,10 @@ mod tests {
         m.count_request(account, endpoint::LIST_EVENT_TYPES, &code::status(200));
         m.count_request(account, endpoint::UPDATE_EVENT_TYPE, code::TIMEOUT);
         m.calcom_retries_total.with_label_values(&[account]).inc();
+        m.run_record_failures_total
+            .with_label_values(&[account])
+            .inc();
+        m.http_accept_failures_total.inc();
         m.calcom_rate_limited_total
             .with_label_values(&[account])
             .inc();
@@ -661,6 +689,25 @@ mod tests {
                 "{name} missing from:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_readme_metrics_table_lists_exactly_the_pinned_names() {
+        let readme = include_str!("../../README.md");
+        let mut documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `calsync_"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(name, _)| name)
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        let mut pinned: Vec<&str> = NAMES
+            .iter()
+            .map(|n| n.trim_start_matches("calsync_"))
+            .collect();
+        pinned.sort_unstable();
+        assert_eq!(documented, pinned);
     }
 
     #[test]
@@ -725,6 +772,7 @@ mod tests {
             "calsync_imported_total{account=\"acme\"} 0",
             "calsync_calcom_retries_total{account=\"acme\"} 0",
             "calsync_calcom_rate_limited_total{account=\"acme\"} 0",
+            "calsync_run_record_failures_total{account=\"acme\"} 0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -21,6 +21,7 @@ use calsync::simulate::{Fault, FaultKind, RequestLogEntry, SimConfig, Simulator}
 use calsync::telemetry::metrics::Metrics;
 use serde_json::{Value, json};
 
+use crate::support::app::{haircut, scenario};
 use crate::support::binary;
 use crate::support::config::AccountSpec;
 use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh, server_tests};
@@ -1017,6 +1018,37 @@ async fn a_revoked_key_fails_only_its_account_with_a_clear_error_and_is_counted(
 }
 
 // ====================================================================== database
+
+// A failed pass whose journal line cannot be written either (here: the journal
+// table is gone) is still reported, counted, and its WARN line and counter agree.
+scenario!(
+    a_failed_pass_the_journal_cannot_record_is_still_counted_and_said,
+    |app| async move {
+        app.given_event_type(haircut());
+        app.db.exec("DROP TABLE calsync_runs").await;
+
+        let report = app.sync_once().await;
+
+        let berlin = &report.accounts[0];
+        assert_eq!(berlin.result, "failure", "{berlin:#?}");
+        let logs = app.logs();
+        let unrecorded: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("Could not record the failed run in calsync_runs"))
+            .collect();
+        assert_eq!(unrecorded.len(), 1, "{logs}");
+        assert!(unrecorded[0].contains(" WARN "), "{logs}");
+        assert!(unrecorded[0].contains("account=\"berlin\""), "{logs}");
+        assert_eq!(
+            app.metric("calsync_run_record_failures_total{account=\"berlin\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            app.metric("calsync_reconcile_runs_total{account=\"berlin\",result=\"failure\"}"),
+            Some(1.0)
+        );
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconciles_without_restart()
