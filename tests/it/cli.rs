@@ -8,13 +8,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use calsync::domain::ServiceId;
-use calsync::simulate::{SimConfig, Simulator};
+use calsync::simulate::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::app::{API_KEY, COMPANY};
 use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{TestBackend, TestDb, empty, fresh};
+use crate::support::simulator::simulator;
 
 const ADMIN_TOKEN: &str = "admin-token-5be1c0ffee0dd00d";
 const DB_PASSWORD: &str = "hunter2-db-password";
@@ -92,15 +93,7 @@ impl Setup {
     }
 
     async fn with_db(db: TestDb) -> Setup {
-        let calcom = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback address"),
-            SimConfig {
-                api_keys: vec![API_KEY.into()],
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("starting the simulator");
+        let calcom = simulator(&[API_KEY], 0).await;
         let dir = tempfile::tempdir().expect("temp dir for the config");
         let config = setup_config(&db.url, &calcom.base_url(), API_KEY)
             .write(dir.path().join("calsync.toml"));

@@ -5,12 +5,13 @@
 use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::net::{free_port, wait_listening, wait_ok};
+use crate::support::simulator::simulator;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use calsync::simulate::{SimConfig, Simulator};
+use calsync::simulate::Simulator;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -68,16 +69,7 @@ async fn start_with_jitter(schedule: &str, jitter_secs: u64) -> Running {
 /// key); `migrate = false` leaves the database without calsync's tables.
 async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            api_keys: vec![KEY.into()],
-            seed_event_types: 3,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = simulator(&[KEY], 3).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = config(dir.path(), &sim, port, schedule, jitter_secs, key);

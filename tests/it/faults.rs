@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use calsync::app::App;
 use calsync::domain::ServiceId;
 use calsync::reconcile::report::Item;
-use calsync::simulate::{Fault, FaultKind, RequestLogEntry, SimConfig, Simulator};
+use calsync::simulate::{Fault, FaultKind, RequestLogEntry, Simulator};
 use calsync::telemetry::metrics::Metrics;
 use serde_json::{Value, json};
 
@@ -30,6 +30,7 @@ use crate::support::fault_rig::{
     fault_config, open_app, series,
 };
 use crate::support::net::{free_port, wait_ok};
+use crate::support::simulator::simulator;
 use crate::support::tcp_proxy::TcpProxy;
 
 /// The account every fault is aimed at.
@@ -1056,16 +1057,7 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = fresh(TestBackend::Postgres).await;
     let proxy = TcpProxy::start(db.server_addr(), false).await;
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().expect("loopback"),
-        SimConfig {
-            api_keys: vec![VIENNA_KEY.into()],
-            seed_event_types: 3,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulator");
+    let sim = simulator(&[VIENNA_KEY], 3).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let config = fault_config(
@@ -1283,15 +1275,7 @@ server_tests!(
     a_connection_cut_inside_the_account_transaction_leaves_nothing_and_the_next_pass_finishes,
     |backend: TestBackend| async move {
         let db = fresh(backend).await;
-        let sim = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback"),
-            SimConfig {
-                api_keys: vec![VIENNA_KEY.into()],
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("simulator");
+        let sim = simulator(&[VIENNA_KEY], 0).await;
         let proxy = TcpProxy::start(db.server_addr(), true).await;
         let (app, m) = mid_pass_setup(&db, &sim, &proxy).await;
         let before = db.raw_services().await;
@@ -1340,15 +1324,7 @@ server_tests!(
     connections_dropped_during_a_slow_push_leave_all_or_nothing_and_the_next_pass_finishes,
     |backend: TestBackend| async move {
         let db = fresh(backend).await;
-        let sim = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback"),
-            SimConfig {
-                api_keys: vec![VIENNA_KEY.into()],
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("simulator");
+        let sim = simulator(&[VIENNA_KEY], 0).await;
         let proxy = TcpProxy::start(db.server_addr(), true).await;
         let (app, m) = mid_pass_setup(&db, &sim, &proxy).await;
         let before = db.raw_services().await;

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
+use calsync::simulate::{Fault, FaultKind};
 use serde_json::json;
 
 use crate::support::app::{API_KEY, COMPANY};
@@ -20,6 +20,7 @@ use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{TestBackend, fresh};
 use crate::support::net::{free_port, wait_listening};
+use crate::support::simulator::simulator;
 
 /// `(priority filter, grep arguments)` of every `journalctl -u calsync [-p P] | grep ARGS`.
 fn runbook_greps() -> Vec<(Option<String>, String)> {
@@ -145,15 +146,7 @@ async fn rejected_reload(config: ConfigFile, path: &Path) -> String {
 /// The logs of a sequence of passes that provoke every runbook's event.
 async fn logs(format: &str) -> String {
     let db = fresh(TestBackend::Sqlite).await;
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            api_keys: vec![API_KEY.into()],
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = simulator(&[API_KEY], 0).await;
     let dir = tempfile::tempdir().unwrap();
     let good = config(&db.url, &sim.base_url(), API_KEY, format);
     let good_path = good.write(dir.path().join("good.toml"));

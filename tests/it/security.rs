@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
+use calsync::simulate::{Fault, FaultKind, Simulator};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::io::AsyncReadExt;
@@ -26,6 +26,7 @@ use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile, toml_string, write_text};
 use crate::support::db::{TestBackend, TestDb, admin_url, empty, fresh};
 use crate::support::net::free_port;
+use crate::support::simulator::simulator;
 
 const API_KEY: &str = "cal_live_sec_9f8e7d6c5b4a3210fedc";
 const REVOKED_KEY: &str = "cal_live_sec_revoked_11223344aabb";
@@ -199,19 +200,6 @@ fn echoing_401(key: &str) -> Fault {
     })
     .api_key(key)
     .times(0)
-}
-
-async fn simulator(keys: &[&str], seed: usize) -> Simulator {
-    Simulator::start(
-        "127.0.0.1:0".parse().expect("loopback"),
-        SimConfig {
-            api_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-            seed_event_types: seed,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulator")
 }
 
 struct ConfigSpec<'a> {

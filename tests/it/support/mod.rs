@@ -9,4 +9,5 @@ pub mod db;
 pub mod fault_rig;
 pub mod logs;
 pub mod net;
+pub mod simulator;
 pub mod tcp_proxy;
