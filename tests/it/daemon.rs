@@ -4,7 +4,8 @@
 
 use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
-use crate::support::net::{free_port, wait_listening, wait_ok};
+use crate::support::daemon::DaemonProcess;
+use crate::support::net::{free_port, wait_listening};
 use crate::support::simulator::simulator;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -13,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use calsync::simulate::Simulator;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const KEY: &str = "cal_live_daemon_test_key_0001";
 const TOKEN: &str = "admin-token-for-tests-0123456789";
 
 struct Running {
-    child: Child,
-    port: u16,
+    process: DaemonProcess,
     /// What was written to [`Running::config_path`] at start.
     config: ConfigFile,
     dir: tempfile::TempDir,
@@ -28,7 +28,6 @@ struct Running {
     /// Everything the daemon sent to $NOTIFY_SOCKET, drained by a thread (like
     /// systemd, so the daemon's datagrams never back up).
     notified: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    http: reqwest::Client,
 }
 
 /// The daemon's config: a SQLite file and the log directory in `dir`, the
@@ -99,30 +98,23 @@ async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) 
                 .push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     });
-    let child = binary::calsync()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
-        .env("NOTIFY_SOCKET", &sock)
-        .env("WATCHDOG_USEC", "1000000")
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let process = DaemonProcess::start(&cfg, port, dir.path().join("calsync.out"), |run| {
+        run.env("NOTIFY_SOCKET", &sock)
+            .env("WATCHDOG_USEC", "1000000")
+            .env_remove("WATCHDOG_PID");
+    });
     Running {
-        child,
-        port,
+        process,
         config,
         dir,
         sim,
         notified,
-        http: reqwest::Client::new(),
     }
 }
 
 impl Running {
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.process.url(path)
     }
 
     fn config_path(&self) -> PathBuf {
@@ -146,11 +138,11 @@ impl Running {
     }
 
     async fn wait_ready(&self) {
-        wait_ok(&self.http, &self.url("/readyz")).await;
+        self.process.wait_ready().await;
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path));
+        let mut req = self.process.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -160,7 +152,8 @@ impl Running {
     }
 
     async fn metrics(&self) -> String {
-        self.http
+        self.process
+            .http
             .get(self.url("/metrics"))
             .send()
             .await
@@ -171,23 +164,13 @@ impl Running {
     }
 
     fn signal(&self, sig: &str) {
-        assert!(binary::signal(&self.child, sig), "kill -s {sig}");
+        assert!(self.process.signal(sig), "kill -s {sig}");
     }
 
-    async fn stop(mut self) -> (i32, String) {
-        self.signal("TERM");
-        let waited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
-        if waited.is_err() {
-            let _ = self.child.kill().await;
-        }
-        let mut logs = String::new();
-        use tokio::io::AsyncReadExt;
-        if let Some(mut s) = self.child.stdout.take() {
-            s.read_to_string(&mut logs).await.unwrap();
-        }
-        if let Some(mut s) = self.child.stderr.take() {
-            s.read_to_string(&mut logs).await.unwrap();
-        }
+    /// SIGTERM; the exit code and everything it printed and wrote to its log
+    /// directory.
+    async fn stop(self) -> (i32, String) {
+        let (code, mut logs) = self.process.stop(Duration::from_secs(30)).await;
         for entry in std::fs::read_dir(self.dir.path().join("logs"))
             .into_iter()
             .flatten()
@@ -195,11 +178,10 @@ impl Running {
         {
             logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
-        let out = match waited {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!("calsync did not stop within 30 s of SIGTERM; its logs:\n{logs}"),
-        };
-        (out.code().unwrap_or(-1), logs)
+        let code = code.unwrap_or_else(|| {
+            panic!("calsync did not stop within 30 s of SIGTERM; its logs:\n{logs}")
+        });
+        (code, logs)
     }
 }
 
@@ -577,8 +559,11 @@ async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
     };
     let app = start("*/2 * * * * *").await;
     app.wait_ready().await;
-    let (mut prom, prom_port) =
-        start_prometheus(&prometheus, &app.dir.path().join("prom"), &[app.port]);
+    let (mut prom, prom_port) = start_prometheus(
+        &prometheus,
+        &app.dir.path().join("prom"),
+        &[app.process.port],
+    );
 
     let http = reqwest::Client::new();
     // Baseline scrape first, so the counter's rise is visible to increase().
@@ -651,14 +636,14 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
     // Migrated, but its account's key is refused by Cal.com from the start.
     let revoked = start_with("*/2 * * * * *", 0, "cal_live_revoked_0000000000", true).await;
     // Its signal handlers are installed before /metrics answers.
-    wait_listening(&revoked.http, &revoked.url("/metrics")).await;
+    wait_listening(&revoked.process.http, &revoked.url("/metrics")).await;
     // Never migrated: it keeps retrying and never becomes ready.
     let unmigrated = start_with("*/2 * * * * *", 0, KEY, false).await;
 
     let (mut prom, prom_port) = start_prometheus(
         &prometheus,
         &revoked.dir.path().join("prom"),
-        &[revoked.port, unmigrated.port],
+        &[revoked.process.port, unmigrated.process.port],
     );
     let http = reqwest::Client::new();
 

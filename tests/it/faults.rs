@@ -10,7 +10,6 @@
 //! that the next pass finishes the job. Scenarios run on SQLite unless the
 //! database is what is being tested.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use serde_json::{Value, json};
 use crate::support::app::{haircut, scenario};
 use crate::support::binary;
 use crate::support::config::AccountSpec;
+use crate::support::daemon::DaemonProcess;
 use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh, server_tests};
 use crate::support::fault_rig::{
     FIRST_BACKOFF_MS, FaultRig, MAX_ATTEMPTS, MAX_BODY_BYTES, WAIT, account, event_type,
@@ -1069,15 +1069,9 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
     .set("sync.jitter_secs", 0)
     .set("server.listen", format!("127.0.0.1:{port}"))
     .write(dir.path().join("calsync.toml"));
-    let mut daemon = binary::calsync()
-        .args(["--config", config.to_str().expect("UTF-8"), "run"])
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting calsync run");
-    let http = reqwest::Client::new();
-    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let mut daemon = DaemonProcess::start(&config, port, dir.path().join("calsync.out"), |_| {});
+    let http = daemon.http.clone();
+    let readyz = daemon.url("/readyz");
 
     // Not ready, and the reason names the database problem.
     let deadline = Instant::now() + WAIT;
@@ -1115,7 +1109,7 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
             break;
         }
         assert!(
-            daemon.try_wait().expect("daemon status").is_none(),
+            daemon.child.try_wait().expect("daemon status").is_none(),
             "the daemon exited instead of waiting for the database"
         );
         assert!(
@@ -1125,7 +1119,7 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(
-        daemon.try_wait().expect("daemon status").is_none(),
+        daemon.child.try_wait().expect("daemon status").is_none(),
         "no restart"
     );
     assert_eq!(
@@ -1156,11 +1150,10 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
     proxy.set_forwarding(true);
     wait_ok(&http, &readyz).await;
     assert!(
-        daemon.try_wait().expect("daemon status").is_none(),
+        daemon.child.try_wait().expect("daemon status").is_none(),
         "no restart"
     );
-    binary::signal(&daemon, "TERM");
-    let _ = tokio::time::timeout(WAIT, daemon.wait()).await;
+    daemon.stop(WAIT).await;
 }
 
 /// Everything pass 2 of the mid-pass scenarios is meant to write.

@@ -30,11 +30,11 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use tokio::process::Child;
 
 use crate::support::app::TestApp;
 use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
+use crate::support::daemon::DaemonProcess;
 use crate::support::db::{Business, RawService, TestBackend, TestDb, backend_tests, empty, fresh};
 use crate::support::net::free_port;
 
@@ -199,14 +199,10 @@ fn event_type_of(sim: &Simulator, id: Option<i64>) -> Option<Value> {
 
 // ------------------------------------------------------------ replicas
 
-/// One `calsync run` process; its output goes to a file (a pipe nobody reads
-/// would eventually block it).
+/// One `calsync run` process; its output goes to `NAME.log`.
 struct Replica {
     name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    http: reqwest::Client,
+    process: DaemonProcess,
 }
 
 impl Replica {
@@ -219,32 +215,18 @@ impl Replica {
     ) -> Replica {
         let port = free_port();
         let config = config(&db.url, sim, port, schedule).write(dir.join(format!("{name}.toml")));
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = binary::calsync()
-            .args(["--config", config.to_str().unwrap(), "run"])
-            .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Replica {
-            name,
-            child,
-            port,
-            log,
-            http: reqwest::Client::new(),
-        }
+        let process = DaemonProcess::start(&config, port, dir.join(format!("{name}.log")), |_| {});
+        Replica { name, process }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.process.url(path)
     }
 
     /// `calsync_leader` as `/metrics` shows it; `None` while it does not answer.
     async fn leader_gauge(&self) -> Option<i64> {
         let text = self
+            .process
             .http
             .get(self.url("/metrics"))
             .timeout(Duration::from_secs(5))
@@ -260,7 +242,7 @@ impl Replica {
     }
 
     async fn get_json(&self, path: &str) -> (u16, Value) {
-        match self.http.get(self.url(path)).send().await {
+        match self.process.http.get(self.url(path)).send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
                 (status, r.json().await.unwrap_or(Value::Null))
@@ -271,6 +253,7 @@ impl Replica {
 
     async fn reconcile(&self) -> (u16, Value) {
         let r = self
+            .process
             .http
             .post(self.url("/api/v1/reconcile"))
             .bearer_auth(TOKEN)
@@ -300,25 +283,19 @@ impl Replica {
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.output()
     }
 
     fn sigkill(&mut self) {
-        self.child.start_kill().unwrap();
+        self.process.child.start_kill().unwrap();
     }
 
     /// SIGTERM, then the exit code.
-    async fn stop(mut self) -> (i32, String) {
-        assert!(
-            binary::signal(&self.child, "TERM"),
-            "{} is not running",
-            self.name
-        );
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("{} ignored SIGTERM:\n{}", self.name, self.logs()))
-            .unwrap();
-        (status.code().unwrap_or(-1), self.logs())
+    async fn stop(self) -> (i32, String) {
+        let name = self.name;
+        let (code, logs) = self.process.stop(WAIT).await;
+        let code = code.unwrap_or_else(|| panic!("{name} ignored SIGTERM:\n{logs}"));
+        (code, logs)
     }
 }
 

@@ -18,8 +18,9 @@ use serde_json::json;
 use crate::support::app::{API_KEY, COMPANY};
 use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile};
+use crate::support::daemon::DaemonProcess;
 use crate::support::db::{TestBackend, fresh};
-use crate::support::net::{free_port, wait_listening};
+use crate::support::net::free_port;
 use crate::support::simulator::simulator;
 
 /// `(priority filter, grep arguments)` of every `journalctl -u calsync [-p P] | grep ARGS`.
@@ -111,36 +112,25 @@ async fn once(config: &Path) -> String {
 }
 
 /// `calsync run` with `config` (and a port to answer on) until it answers, a
-/// SIGHUP with a bad file, then SIGTERM.
+/// SIGHUP with a bad file, then SIGTERM; everything it printed.
 async fn rejected_reload(config: ConfigFile, path: &Path) -> String {
     let port = free_port();
     let config = config
         .set("server.listen", format!("127.0.0.1:{port}"))
         .write(path);
-    let config = config.as_path();
-    let child = calsync(config, "run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting calsync run");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-    wait_listening(&http, &format!("http://127.0.0.1:{port}/healthz")).await;
+    let daemon = DaemonProcess::start(&config, port, config.with_extension("out"), |_| {});
+    daemon.wait_listening().await;
     ConfigFile::default()
         .set("sync.schedule", "whenever")
-        .write(config);
-    assert!(binary::signal(&child, "HUP"));
+        .write(&config);
+    assert!(daemon.signal("HUP"));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(binary::signal(&child, "TERM"));
-    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("calsync run stops on SIGTERM")
-        .expect("its output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let (code, output) = daemon.stop(std::time::Duration::from_secs(30)).await;
+    assert!(
+        code.is_some(),
+        "calsync run did not stop on SIGTERM:\n{output}"
+    );
+    output
 }
 
 /// The logs of a sequence of passes that provoke every runbook's event.

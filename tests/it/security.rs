@@ -13,17 +13,15 @@
 //! wrong MariaDB password, which the servers do refuse.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use calsync::simulate::{Fault, FaultKind, Simulator};
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tokio::io::AsyncReadExt;
-use tokio::process::Child;
 
 use crate::support::binary;
 use crate::support::config::{AccountSpec, ConfigFile, toml_string, write_text};
+use crate::support::daemon::DaemonProcess;
 use crate::support::db::{TestBackend, TestDb, admin_url, empty, fresh};
 use crate::support::net::free_port;
 use crate::support::simulator::simulator;
@@ -235,43 +233,21 @@ fn config(c: &ConfigSpec<'_>) -> ConfigFile {
 
 // ====================================================================== daemon
 
-/// `calsync run` with its output drained as it comes.
+/// `calsync run`, its output next to its config (`NAME.out`).
 struct Daemon {
-    child: Child,
-    port: u16,
-    output: tokio::task::JoinHandle<String>,
-    http: reqwest::Client,
+    process: DaemonProcess,
 }
 
 impl Daemon {
     async fn start(config: &Path, port: u16) -> Daemon {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut command = binary::calsync();
-        command
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("starting calsync run");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let output = tokio::spawn(async move {
-            let (mut a, mut b) = (String::new(), String::new());
-            let _ = tokio::join!(stdout.read_to_string(&mut a), stderr.read_to_string(&mut b));
-            a + &b
-        });
+        let output = config.with_extension("out");
         Daemon {
-            child,
-            port,
-            output,
-            http: reqwest::Client::new(),
+            process: DaemonProcess::start(config, port, output, |_| {}),
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.process.url(path)
     }
 
     /// `(status, body)`; the body is checked for secrets.
@@ -282,7 +258,7 @@ impl Daemon {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, String) {
-        let mut request = self.http.request(method.clone(), self.url(path));
+        let mut request = self.process.http.request(method.clone(), self.url(path));
         if let Some(t) = token {
             request = request.bearer_auth(t);
         }
@@ -307,22 +283,17 @@ impl Daemon {
         self.call(reqwest::Method::POST, path, token, None).await
     }
 
-    /// Waits until the server answers at all.
     async fn wait_listening(&self) {
-        crate::support::net::wait_listening(&self.http, &self.url("/healthz")).await;
+        self.process.wait_listening().await;
     }
 
     async fn wait_ready(&self) {
-        crate::support::net::wait_ok(&self.http, &self.url("/readyz")).await;
+        self.process.wait_ready().await;
     }
 
     /// SIGTERM, then everything it printed.
-    async fn stop(mut self) -> String {
-        binary::signal(&self.child, "TERM");
-        if tokio::time::timeout(WAIT, self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-        self.output.await.unwrap_or_default()
+    async fn stop(self) -> String {
+        self.process.stop(WAIT).await.1
     }
 }
 
@@ -664,7 +635,7 @@ async fn a_syntax_error_on_a_secret_line_never_echoes_the_secret() {
     );
     assert_ne!(typo, good);
     write_text(&config, &typo, 0o600);
-    assert!(binary::signal(&daemon.child, "HUP"));
+    assert!(daemon.process.signal("HUP"));
     let deadline = Instant::now() + WAIT;
     while !read_logs(&logs).contains("Config reload rejected") {
         assert!(Instant::now() < deadline, "the reload was never rejected");
@@ -949,6 +920,7 @@ async fn the_operator_api_needs_the_right_token_and_refuses_large_bodies() {
     }
     // A token in the wrong scheme is no token.
     let (status, _) = daemon
+        .process
         .http
         .post(daemon.url("/api/v1/reconcile"))
         .header("authorization", format!("Basic {ADMIN_TOKEN}"))
@@ -992,6 +964,7 @@ async fn the_operator_api_needs_the_right_token_and_refuses_large_bodies() {
     assert_eq!(service["service_id"], 1);
     // Headers are bounded too: an oversized one is refused, and the server goes on.
     let oversized = daemon
+        .process
         .http
         .get(daemon.url("/api/v1/drift"))
         .bearer_auth(ADMIN_TOKEN)
