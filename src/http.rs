@@ -22,12 +22,13 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::daemon::{Daemon, DecideRefused, PushRefused};
 use crate::domain::{Field, ServiceId, visibility_label};
 use crate::reconcile::ManualPushError;
 use crate::store::{DriftRecord, DriftState};
+use crate::telemetry::events::HttpAcceptFailed;
 
 /// Body of `POST /api/v1/services/{id}/adopt` and `…/unacknowledge` (the CLI's
 /// `--field` and `--note`).
@@ -101,7 +102,7 @@ pub async fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        warn!(error = %e, "HTTP accept failed; continuing.");
+                        HttpAcceptFailed { error: &e.to_string() }.emit(daemon.metrics());
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }

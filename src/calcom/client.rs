@@ -13,13 +13,14 @@ use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::error::CalcomError;
 use super::limit::{DEFAULT_BLOCK, KeyLimiter};
 use super::wire::{self, API_VERSION, Envelope, EventTypePatch, RecordError};
 use crate::config::CalcomSettings;
 use crate::domain::{EventType, EventTypeId, TeamId};
+use crate::telemetry::events::{CalcomRateLimited, CalcomRequestRetried};
 use crate::telemetry::metrics::Metrics;
 
 /// Which call a request is: the `endpoint` label of request metrics.
@@ -332,13 +333,19 @@ impl AccountClient {
             .retry(backoff)
             .when(CalcomError::retryable)
             .notify(|e, wait| {
-                warn!(
-                    account = %self.account,
-                    endpoint = endpoint.as_str(),
-                    error = %e,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "Cal.com request failed; retrying with backoff."
-                )
+                // The error of this attempt: RateLimited's own message speaks of
+                // giving up, which is only true once the attempts are spent.
+                let error = match e {
+                    CalcomError::RateLimited { .. } => "HTTP 429 Too Many Requests".to_owned(),
+                    other => other.to_string(),
+                };
+                CalcomRequestRetried {
+                    account: &self.account,
+                    endpoint: endpoint.as_str(),
+                    error: &error,
+                    retry_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                }
+                .emit(&self.client.metrics)
             })
             .await;
         match result {
@@ -423,7 +430,7 @@ impl AccountClient {
         };
         let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
-        self.observe_rate_headers(status, response.headers());
+        self.observe_rate_headers(endpoint, status, response.headers());
         let limit = self.client.settings.max_body_bytes;
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(CalcomError::BodyTooLarge {
@@ -444,7 +451,12 @@ impl AccountClient {
         Ok((status, bytes))
     }
 
-    fn observe_rate_headers(&self, status: StatusCode, headers: &reqwest::header::HeaderMap) {
+    fn observe_rate_headers(
+        &self,
+        endpoint: Endpoint,
+        status: StatusCode,
+        headers: &reqwest::header::HeaderMap,
+    ) {
         let number = |name: &str| {
             headers
                 .get(name)
@@ -466,11 +478,12 @@ impl AccountClient {
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             let wait = reset.filter(|d| !d.is_zero()).unwrap_or(DEFAULT_BLOCK);
-            warn!(
-                account = %self.account,
-                wait_secs = wait.as_secs(),
-                "Cal.com rate limit hit (HTTP 429); sending nothing for this key until the block passes."
-            );
+            CalcomRateLimited {
+                account: &self.account,
+                endpoint: endpoint.as_str(),
+                wait_secs: wait.as_secs(),
+            }
+            .emit(&self.client.metrics);
             self.limiter.block_for(wait);
         } else if remaining == Some(0.0) {
             let wait = reset.unwrap_or(DEFAULT_BLOCK);

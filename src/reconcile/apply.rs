@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::Utc;
 use secrecy::ExposeSecret;
 use tracing::instrument::WithSubscriber;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 use super::diff::{Diff, Difference, OrphanScope, compare, diff, differing};
 use super::plan::{
@@ -25,7 +25,7 @@ use crate::telemetry::events::{
     AccountFailed, AccountPassFinished, CalcomOverwriteApplied, EmptyListingGuarded,
     EventTypeImported, GuardApprovalUsed, GuardTripped, ListingInconsistent, OrphanChecksDeferred,
     ProtectionStillOpen, ProtectionTriggered, PushFailed, PushGaveUp, PushNormalised,
-    PushSucceeded, RecordRejected, ServiceOrphaned,
+    PushSucceeded, RecordRejected, RunRecordFailed, ServiceOrphaned,
 };
 use crate::telemetry::metrics::Metrics;
 
@@ -56,6 +56,32 @@ pub struct Reconciler {
 
 /// The stage an account pass reports when it stopped for a shutdown.
 const STOPPED: &str = "stopped";
+/// The stage an account pass reports when it panicked.
+const INTERNAL: &str = "internal";
+
+/// Runs one account's pass so that a panic in it is that account's failure,
+/// reported, counted and journaled like any other (stage `internal`), instead of
+/// a task that vanishes from the pass with nothing but a log line.
+async fn contained<F>(pass: F) -> Result<AccountReport, (&'static str, String)>
+where
+    F: std::future::Future<Output = Result<AccountReport, (&'static str, String)>>,
+{
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(pass)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err((
+                INTERNAL,
+                format!("internal error (a bug in calsync): {what}"),
+            ))
+        })
+}
 
 /// Why a manual push did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -180,11 +206,10 @@ impl Reconciler {
         }
         let mut reports: Vec<Option<AccountReport>> = vec![None; selected.len()];
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((i, report)) => reports[i] = Some(report),
-                Err(e) => {
-                    warn!(error = %e, "An account pass ended abnormally; it is reported as failed.")
-                }
+            // `contained` turns a panic into the account's own failure; a task that
+            // was cancelled instead is reported (and counted) below.
+            if let Ok((i, report)) = joined {
+                reports[i] = Some(report);
             }
         }
         PassReport {
@@ -198,10 +223,14 @@ impl Reconciler {
                 .zip(selected)
                 .map(|(r, a)| {
                     r.unwrap_or_else(|| {
-                        AccountReport::failed(
-                            &a.name,
-                            "internal error: the account pass did not finish".into(),
-                        )
+                        let error = "the account pass did not finish";
+                        AccountFailed {
+                            account: &a.name,
+                            stage: INTERNAL,
+                            error,
+                        }
+                        .emit((!options.dry_run).then_some(self.metrics.as_ref()));
+                        AccountReport::failed(&a.name, format!("{INTERNAL}: {error}"))
                     })
                 })
                 .collect(),
@@ -219,9 +248,9 @@ impl Reconciler {
         let clock = Instant::now();
         // Its own counter: accounts run concurrently on one pool.
         let store = self.store.counted();
-        let result = self
-            .account_pass_inner(&store, account, sole, policy, options, started_at)
-            .await;
+        let result =
+            contained(self.account_pass_inner(&store, account, sole, policy, options, started_at))
+                .await;
         let mut report = match result {
             Ok(r) => r,
             Err((STOPPED, error)) => {
@@ -245,7 +274,11 @@ impl Reconciler {
                         error: Some(error.clone()),
                     };
                     if let Err(e) = store.record_run(&run).await {
-                        warn!(account = %account.name, error = %e, "Could not record the failed run in calsync_runs.");
+                        RunRecordFailed {
+                            account: &account.name,
+                            error: &e.to_string(),
+                        }
+                        .emit(&self.metrics);
                     }
                 }
                 AccountReport::failed(&account.name, format!("{stage}: {error}"))
@@ -1055,5 +1088,38 @@ impl Gauges {
                 .with_label_values(&[account, status.as_str()])
                 .set(*n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_account_pass_is_that_accounts_internal_failure() {
+        let failed = contained(async { panic!("index out of bounds") }).await;
+        let (stage, error) = failed.expect_err("a panic is a failure");
+        assert_eq!(stage, INTERNAL);
+        assert!(error.contains("index out of bounds"), "{error}");
+
+        let formatted = contained(async { panic!("service {} has no row", ServiceId(7)) }).await;
+        assert!(
+            formatted
+                .expect_err("a panic")
+                .1
+                .contains("service 7 has no row"),
+            "a formatted message is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pass_that_does_not_panic_is_passed_through() {
+        let ok = contained(async { Ok(AccountReport::failed("berlin", "x".into())) }).await;
+        assert_eq!(ok.expect("no panic").account, "berlin");
+        let err = contained(async { Err(("list", "HTTP 503".to_owned())) }).await;
+        assert_eq!(
+            err.expect_err("its own failure"),
+            ("list", "HTTP 503".to_owned())
+        );
     }
 }

@@ -619,9 +619,228 @@ impl DecisionRecorded<'_> {
     }
 }
 
+/// A failed account pass could not be written to the run journal either.
+pub struct RunRecordFailed<'a> {
+    pub account: &'a str,
+    pub error: &'a str,
+}
+
+impl RunRecordFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .run_record_failures_total
+            .with_label_values(&[self.account])
+            .inc();
+        warn!(
+            account = self.account,
+            error = self.error,
+            "Could not record the failed run in calsync_runs; the failure is in this log and in calsync_reconcile_runs_total only. Check that the database is reachable and writable."
+        );
+    }
+}
+
+/// The HTTP server failed to accept a connection (e.g. out of file descriptors).
+pub struct HttpAcceptFailed<'a> {
+    pub error: &'a str,
+}
+
+impl HttpAcceptFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.http_accept_failures_total.inc();
+        warn!(
+            error = self.error,
+            "HTTP accept failed; continuing. If it repeats, /metrics and /readyz cannot be reached: check the open-file limit (LimitNOFILE) and what holds connections open."
+        );
+    }
+}
+
+/// A Cal.com request failed in a way worth retrying (5xx, timeout, connection
+/// error, 429); it is sent again after a backoff, up to `calcom.max_attempts`.
+pub struct CalcomRequestRetried<'a> {
+    pub account: &'a str,
+    pub endpoint: &'a str,
+    pub error: &'a str,
+    pub retry_in_ms: u64,
+}
+
+impl CalcomRequestRetried<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .calcom_retries_total
+            .with_label_values(&[self.account])
+            .inc();
+        warn!(
+            account = self.account,
+            endpoint = self.endpoint,
+            error = self.error,
+            retry_in_ms = self.retry_in_ms,
+            "Cal.com request failed; retrying with backoff. Nothing to do for one retry; if they go on, check Cal.com's status and calcom.base_url."
+        );
+    }
+}
+
+/// Cal.com answered 429: nothing is sent with the account's key until the block
+/// it announced has passed.
+pub struct CalcomRateLimited<'a> {
+    pub account: &'a str,
+    pub endpoint: &'a str,
+    pub wait_secs: u64,
+}
+
+impl CalcomRateLimited<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .calcom_rate_limited_total
+            .with_label_values(&[self.account])
+            .inc();
+        warn!(
+            account = self.account,
+            endpoint = self.endpoint,
+            wait_secs = self.wait_secs,
+            "Cal.com rate limit hit (HTTP 429); sending nothing for this key until the block passes. If it repeats, lower calcom.requests_per_minute or give calsync an API key of its own."
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `emit` wrote, as the text log format writes it.
+    fn logged(emit: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn an_unrecorded_failed_run_writes_one_warn_line_and_counts_it() {
+        let m = Metrics::new();
+        let log = logged(|| {
+            RunRecordFailed {
+                account: "berlin",
+                error: "database is locked",
+            }
+            .emit(&m)
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains(" WARN "), "{log}");
+        assert!(
+            log.contains("account=\"berlin\" error=\"database is locked\""),
+            "{log}"
+        );
+        assert!(
+            log.contains("Could not record the failed run in calsync_runs;"),
+            "{log}"
+        );
+        assert!(
+            m.encode()
+                .contains("calsync_run_record_failures_total{account=\"berlin\"} 1"),
+            "{}",
+            m.encode()
+        );
+    }
+
+    #[test]
+    fn a_failed_accept_writes_one_warn_line_and_counts_it() {
+        let m = Metrics::new();
+        let log = logged(|| {
+            HttpAcceptFailed {
+                error: "Too many open files (os error 24)",
+            }
+            .emit(&m)
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains(" WARN "), "{log}");
+        assert!(
+            log.contains("error=\"Too many open files (os error 24)\""),
+            "{log}"
+        );
+        assert!(log.contains("HTTP accept failed; continuing."), "{log}");
+        assert!(
+            m.encode().contains("calsync_http_accept_failures_total 1"),
+            "{}",
+            m.encode()
+        );
+    }
+
+    #[test]
+    fn a_retry_writes_one_warn_line_and_counts_it() {
+        let m = Metrics::new();
+        let log = logged(|| {
+            CalcomRequestRetried {
+                account: "berlin",
+                endpoint: "list_event_types",
+                error: "Cal.com answered HTTP 503",
+                retry_in_ms: 480,
+            }
+            .emit(&m)
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains(" WARN "), "{log}");
+        assert!(
+            log.contains(
+                "account=\"berlin\" endpoint=\"list_event_types\" error=\"Cal.com answered HTTP 503\" retry_in_ms=480"
+            ),
+            "{log}"
+        );
+        assert!(
+            log.contains("Cal.com request failed; retrying with backoff."),
+            "{log}"
+        );
+        assert!(
+            m.encode()
+                .contains("calsync_calcom_retries_total{account=\"berlin\"} 1"),
+            "{}",
+            m.encode()
+        );
+    }
+
+    #[test]
+    fn a_429_writes_one_warn_line_and_counts_it() {
+        let m = Metrics::new();
+        let log = logged(|| {
+            CalcomRateLimited {
+                account: "berlin",
+                endpoint: "update_event_type",
+                wait_secs: 60,
+            }
+            .emit(&m)
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains(" WARN "), "{log}");
+        assert!(
+            log.contains("account=\"berlin\" endpoint=\"update_event_type\" wait_secs=60"),
+            "{log}"
+        );
+        assert!(log.contains("Cal.com rate limit hit (HTTP 429)"), "{log}");
+        assert!(
+            m.encode()
+                .contains("calsync_calcom_rate_limited_total{account=\"berlin\"} 1"),
+            "{}",
+            m.encode()
+        );
+    }
 
     #[test]
     fn the_empty_listing_warning_and_its_counter_go_together() {

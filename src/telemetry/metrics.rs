@@ -153,6 +153,14 @@ pub struct Metrics {
     /// `calsync_calcom_requests_total{account, endpoint, code}`: count requests
     /// with [`Metrics::count_request`].
     pub calcom_requests_total: IntCounterVec,
+    /// `calsync_run_record_failures_total{account}`.
+    pub run_record_failures_total: IntCounterVec,
+    /// `calsync_http_accept_failures_total`.
+    pub http_accept_failures_total: IntCounter,
+    /// `calsync_calcom_retries_total{account}`.
+    pub calcom_retries_total: IntCounterVec,
+    /// `calsync_calcom_rate_limited_total{account}`.
+    pub calcom_rate_limited_total: IntCounterVec,
     /// `calsync_calcom_request_duration_seconds{endpoint}`.
     pub calcom_request_duration_seconds: HistogramVec,
     /// `calsync_calcom_rate_limit_remaining{account}`.
@@ -328,6 +336,30 @@ impl Metrics {
             "Requests sent to the Cal.com API, by account, endpoint and HTTP status or transport failure.",
             &["account", "endpoint", "code"],
         );
+        let run_record_failures_total = counter_vec(
+            &registry,
+            "calsync_run_record_failures_total",
+            "Failed account passes whose line could not be written to the run journal (calsync_runs), by account.",
+            &["account"],
+        );
+        let http_accept_failures_total = IntCounter::with_opts(Opts::new(
+            "calsync_http_accept_failures_total",
+            "Connections the HTTP server (metrics, health, operator API) failed to accept.",
+        ))
+        .expect("valid metric definition");
+        register(&registry, &http_accept_failures_total);
+        let calcom_retries_total = counter_vec(
+            &registry,
+            "calsync_calcom_retries_total",
+            "Cal.com requests sent again after a retryable failure (5xx, timeout, connection error, 429), by account.",
+            &["account"],
+        );
+        let calcom_rate_limited_total = counter_vec(
+            &registry,
+            "calsync_calcom_rate_limited_total",
+            "HTTP 429 answers from Cal.com, by account; each stops requests with the account's key until the announced reset (60 s without one).",
+            &["account"],
+        );
         let calcom_request_duration_seconds = histogram_vec(
             &registry,
             "calsync_calcom_request_duration_seconds",
@@ -393,6 +425,10 @@ impl Metrics {
             reconcile_skipped_total,
             last_success_timestamp_seconds,
             calcom_requests_total,
+            run_record_failures_total,
+            http_accept_failures_total,
+            calcom_retries_total,
+            calcom_rate_limited_total,
             calcom_request_duration_seconds,
             calcom_rate_limit_remaining,
             build_info,
@@ -429,6 +465,9 @@ impl Metrics {
             .with_label_values(&[account]);
         self.listing_inconsistencies_total
             .with_label_values(&[account]);
+        self.calcom_retries_total.with_label_values(&[account]);
+        self.calcom_rate_limited_total.with_label_values(&[account]);
+        self.run_record_failures_total.with_label_values(&[account]);
     }
 
     /// The registry every metric is on, for a caller that adds its own collector.
@@ -533,6 +572,13 @@ impl Metrics {
         let _ = self
             .empty_listings_guarded_total
             .remove_label_values(&[account]);
+        let _ = self.calcom_retries_total.remove_label_values(&[account]);
+        let _ = self
+            .run_record_failures_total
+            .remove_label_values(&[account]);
+        let _ = self
+            .calcom_rate_limited_total
+            .remove_label_values(&[account]);
         for status in SyncStatus::ALL {
             let _ = self
                 .services
@@ -592,7 +638,7 @@ mod tests {
     use super::*;
 
     /// Every name in the table of the README's "Metrics" section.
-    const NAMES: [&str; 30] = [
+    const NAMES: [&str; 34] = [
         "calsync_drift_acknowledged_fields",
         "calsync_push_needs_human",
         "calsync_push_backoff_services",
@@ -619,7 +665,11 @@ mod tests {
         "calsync_reconcile_skipped_total",
         "calsync_last_success_timestamp_seconds",
         "calsync_calcom_requests_total",
+        "calsync_calcom_retries_total",
+        "calsync_calcom_rate_limited_total",
         "calsync_calcom_request_duration_seconds",
+        "calsync_run_record_failures_total",
+        "calsync_http_accept_failures_total",
         "calsync_calcom_rate_limit_remaining",
         "calsync_build_info",
         "calsync_leader",
@@ -675,6 +725,14 @@ mod tests {
             .set(1_700_000_000.0);
         m.count_request(account, endpoint::LIST_EVENT_TYPES, &code::status(200));
         m.count_request(account, endpoint::UPDATE_EVENT_TYPE, code::TIMEOUT);
+        m.calcom_retries_total.with_label_values(&[account]).inc();
+        m.run_record_failures_total
+            .with_label_values(&[account])
+            .inc();
+        m.http_accept_failures_total.inc();
+        m.calcom_rate_limited_total
+            .with_label_values(&[account])
+            .inc();
         m.calcom_request_duration_seconds
             .with_label_values(&[endpoint::LIST_EVENT_TYPES])
             .observe(0.2);
@@ -704,6 +762,25 @@ mod tests {
                 "{name} missing from:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_readme_metrics_table_lists_exactly_the_pinned_names() {
+        let readme = include_str!("../../README.md");
+        let mut documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `calsync_"))
+            .filter_map(|l| l.split_once('`'))
+            .map(|(name, _)| name)
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        let mut pinned: Vec<&str> = NAMES
+            .iter()
+            .map(|n| n.trim_start_matches("calsync_"))
+            .collect();
+        pinned.sort_unstable();
+        assert_eq!(documented, pinned);
     }
 
     #[test]
@@ -766,6 +843,9 @@ mod tests {
             "calsync_pushed_total{account=\"acme\",result=\"failure\"} 0",
             "calsync_reconcile_runs_total{account=\"acme\",result=\"failure\"} 0",
             "calsync_imported_total{account=\"acme\"} 0",
+            "calsync_calcom_retries_total{account=\"acme\"} 0",
+            "calsync_calcom_rate_limited_total{account=\"acme\"} 0",
+            "calsync_run_record_failures_total{account=\"acme\"} 0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -14,8 +14,12 @@ use calsync::telemetry::metrics::Metrics;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::instrument::WithSubscriber;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::logs::LogCapture;
+use crate::support::net::free_port;
 
 const API_KEY: &str = "cal_live_testkey";
 const ACCOUNT: &str = "berlin";
@@ -555,9 +559,7 @@ async fn a_timeout_is_retried_then_reported_as_a_transport_timeout() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_retried_then_reported_as_a_connect_failure() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base = format!("http://127.0.0.1:{}", free_port());
     let mut s = settings(&base);
     s.max_attempts = 2;
     let berlin = Berlin::new(s);
@@ -688,6 +690,77 @@ async fn after_a_429_nothing_is_sent_until_the_announced_reset_then_the_request_
     );
     assert_eq!(berlin.requests("list_event_types", "429"), 1);
     assert_eq!(berlin.rate_limit_remaining(), 119);
+}
+
+/// Each retry and each 429 is one operator-visible event: its WARN line and its
+/// counter come from the same `emit`, so the two always agree.
+#[tokio::test]
+async fn each_retry_and_each_429_writes_its_warn_line_and_counts_it() {
+    let mock = MockServer::start().await;
+    let script = Script::new(vec![
+        ResponseTemplate::new(503),
+        ResponseTemplate::new(429).insert_header("X-RateLimit-Reset-Default", "1"),
+        success(json!([event_type(1)])),
+    ]);
+    Mock::given(method("GET"))
+        .and(path("/v2/event-types"))
+        .respond_with(script.clone())
+        .mount(&mock)
+        .await;
+    let berlin = Berlin::at(&mock);
+    let logs = LogCapture::new();
+
+    let listing = berlin
+        .client
+        .list_all(&[], None)
+        .with_subscriber(logs.dispatch())
+        .await
+        .expect("listing after the retries");
+
+    assert_eq!(listing.ids(), vec![EventTypeId(1)]);
+    let text = logs.text();
+    let retries: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Cal.com request failed; retrying with backoff."))
+        .collect();
+    assert_eq!(retries.len(), 2, "{text}");
+    assert!(retries.iter().all(|l| l.contains(" WARN ")), "{text}");
+    assert!(
+        retries[0].contains("error=\"Cal.com answered HTTP 503"),
+        "{text}"
+    );
+    assert!(
+        retries[1].contains("error=\"HTTP 429 Too Many Requests\""),
+        "a retry is not a give-up: {text}"
+    );
+    let limited: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Cal.com rate limit hit (HTTP 429)"))
+        .collect();
+    assert_eq!(limited.len(), 1, "{text}");
+    assert!(
+        limited[0].contains(" WARN ")
+            && limited[0].contains("account=\"berlin\"")
+            && limited[0].contains("endpoint=\"list_event_types\"")
+            && limited[0].contains("wait_secs=1"),
+        "{text}"
+    );
+    assert_eq!(
+        berlin
+            .metrics
+            .calcom_retries_total
+            .with_label_values(&[ACCOUNT])
+            .get(),
+        2
+    );
+    assert_eq!(
+        berlin
+            .metrics
+            .calcom_rate_limited_total
+            .with_label_values(&[ACCOUNT])
+            .get(),
+        1
+    );
 }
 
 #[tokio::test]

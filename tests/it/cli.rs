@@ -8,11 +8,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use calsync::domain::ServiceId;
-use calsync::simulate::{SimConfig, Simulator};
+use calsync::simulate::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::app::{API_KEY, COMPANY};
+use crate::support::binary;
+use crate::support::config::{AccountSpec, ConfigFile};
 use crate::support::db::{TestBackend, TestDb, empty, fresh};
+use crate::support::simulator::simulator;
 
 const ADMIN_TOKEN: &str = "admin-token-5be1c0ffee0dd00d";
 const DB_PASSWORD: &str = "hunter2-db-password";
@@ -40,15 +43,8 @@ impl Run {
 /// `CALCOM_ALLOW_OVERWRITES` or `RUST_LOG`) plus `env`, and checks that none of
 /// `secrets` appears in its output.
 async fn calsync(args: &[&str], env: &[(&str, &str)], secrets: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"));
-    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" || name == "RUST_LOG" {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command.envs(env.iter().copied());
+    let mut command = binary::calsync();
+    command.args(args).envs(env.iter().copied());
     let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
         .await
         .unwrap_or_else(|_| panic!("calsync {args:?} did not finish within {RUN_TIMEOUT:?}"))
@@ -73,20 +69,13 @@ async fn calsync(args: &[&str], env: &[(&str, &str)], secrets: &[&str]) -> Run {
     run
 }
 
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-/// Writes a config file readable by its owner only (it holds secrets).
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("calsync.toml");
-    std::fs::write(&path, text).expect("writing the config file");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
-    }
-    path
+/// The config of [`Setup`]: its database and simulator, one account with `api_key`.
+fn setup_config(database_url: &str, base_url: &str, api_key: &str) -> ConfigFile {
+    ConfigFile::new(database_url, base_url)
+        .set("calcom.max_attempts", 2)
+        .set("calcom.retry_initial_delay_ms", 1)
+        .set("server.admin_token", ADMIN_TOKEN)
+        .account(AccountSpec::new("berlin", COMPANY, api_key))
 }
 
 /// A SQLite database, a simulator with [`API_KEY`], and a config file for both.
@@ -104,29 +93,10 @@ impl Setup {
     }
 
     async fn with_db(db: TestDb) -> Setup {
-        let calcom = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback address"),
-            SimConfig {
-                api_keys: vec![API_KEY.into()],
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("starting the simulator");
+        let calcom = simulator(&[API_KEY], 0).await;
         let dir = tempfile::tempdir().expect("temp dir for the config");
-        let config = write_config(
-            dir.path(),
-            &format!(
-                "[database]\nurl = {}\n\n\
-                 [calcom]\nbase_url = {}\nmax_attempts = 2\nretry_initial_delay_ms = 1\n\n\
-                 [server]\nadmin_token = {}\n\n\
-                 [[accounts]]\nname = \"berlin\"\ncompany_id = {COMPANY}\napi_key = {}\n",
-                toml_string(&db.url),
-                toml_string(&calcom.base_url()),
-                toml_string(ADMIN_TOKEN),
-                toml_string(API_KEY),
-            ),
-        );
+        let config = setup_config(&db.url, &calcom.base_url(), API_KEY)
+            .write(dir.path().join("calsync.toml"));
         Setup {
             db,
             calcom,
@@ -208,16 +178,14 @@ async fn migrate_exits_0_and_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_exits_0_and_prints_secrets_redacted() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[database]\nurl = \"postgres://calsync:{DB_PASSWORD}@db.example:5432/platform\"\n\n\
-             [server]\nadmin_token = {}\n\n\
-             [[accounts]]\nname = \"berlin\"\ncompany_id = 1\napi_key = {}\n",
-            toml_string(ADMIN_TOKEN),
-            toml_string(API_KEY),
-        ),
-    );
+    let config = ConfigFile::default()
+        .set(
+            "database.url",
+            format!("postgres://calsync:{DB_PASSWORD}@db.example:5432/platform"),
+        )
+        .set("server.admin_token", ADMIN_TOKEN)
+        .account(AccountSpec::new("berlin", 1, API_KEY))
+        .write(dir.path().join("calsync.toml"));
 
     let run = calsync(
         &[
@@ -240,13 +208,10 @@ async fn check_config_exits_0_and_prints_secrets_redacted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_exits_2_naming_an_unknown_key() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[sync]\nrepush_drifed = true\n\n[[accounts]]\nname = \"berlin\"\ncompany_id = 1\napi_key = {}\n",
-            toml_string(API_KEY)
-        ),
-    );
+    let config = ConfigFile::default()
+        .set("sync.repush_drifed", true)
+        .account(AccountSpec::new("berlin", 1, API_KEY))
+        .write(dir.path().join("calsync.toml"));
 
     let run = calsync(
         &[
@@ -266,13 +231,10 @@ async fn check_config_exits_2_naming_an_unknown_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_exits_2_naming_the_key_of_a_bad_value() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[calcom]\nrequests_per_minute = 0\n\n[[accounts]]\nname = \"berlin\"\ncompany_id = 1\napi_key = {}\n",
-            toml_string(API_KEY)
-        ),
-    );
+    let config = ConfigFile::default()
+        .set("calcom.requests_per_minute", 0)
+        .account(AccountSpec::new("berlin", 1, API_KEY))
+        .write(dir.path().join("calsync.toml"));
 
     let run = calsync(
         &[
@@ -675,10 +637,12 @@ async fn check_config_connect_reports_the_database_and_each_key() {
     );
 
     // A key Cal.com refuses: named per account, exit 2.
-    let text = std::fs::read_to_string(&setup.config)
-        .unwrap()
-        .replace(API_KEY, "cal_live_refused_0000000000");
-    let refused = write_config(setup._dir.path(), &text);
+    let refused = setup_config(
+        &setup.db.url,
+        &setup.calcom.base_url(),
+        "cal_live_refused_0000000000",
+    )
+    .write(setup._dir.path().join("refused.toml"));
     let bad = calsync(
         &[
             "--config",
@@ -723,10 +687,8 @@ async fn completions_and_the_manual_page_are_printed_without_a_config() {
 /// The JSON a command printed, checked against `docs/pass-report.schema.json`.
 fn assert_schema_valid(value: &Value) {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/pass-report.schema.json"),
-        )
-        .expect("reading the schema"),
+        &std::fs::read_to_string(binary::repo_file("docs/pass-report.schema.json"))
+            .expect("reading the schema"),
     )
     .expect("the schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
@@ -807,9 +769,8 @@ async fn a_long_pass_shows_its_progress_on_a_terminal_and_not_in_a_pipe() {
         .args(["-qec", &command, "/dev/null"])
         .stdin(Stdio::null());
     for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "RUST_LOG" {
-            script.env_remove(name.as_ref());
+        if binary::is_configuration(&name.to_string_lossy()) {
+            script.env_remove(name);
         }
     }
     let out = script

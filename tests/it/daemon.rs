@@ -2,35 +2,36 @@
 //! the HTTP surface, the operator API, SIGHUP/SIGTERM, and a real Prometheus
 //! server scraping it and evaluating the alert rules.
 
-use crate::support::net::{free_port, wait_listening, wait_ok};
+use crate::support::binary;
+use crate::support::config::{AccountSpec, ConfigFile};
+use crate::support::daemon::DaemonProcess;
+use crate::support::net::{free_port, wait_listening};
+use crate::support::simulator::simulator;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use calsync::simulate::{SimConfig, Simulator};
+use calsync::simulate::Simulator;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const KEY: &str = "cal_live_daemon_test_key_0001";
 const TOKEN: &str = "admin-token-for-tests-0123456789";
-const BIN: &str = env!("CARGO_BIN_EXE_calsync");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 struct Running {
-    child: Child,
-    port: u16,
+    process: DaemonProcess,
+    /// What was written to [`Running::config_path`] at start.
+    config: ConfigFile,
     dir: tempfile::TempDir,
     sim: Simulator,
     /// Everything the daemon sent to $NOTIFY_SOCKET, drained by a thread (like
     /// systemd, so the daemon's datagrams never back up).
     notified: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    http: reqwest::Client,
 }
 
+/// The daemon's config: a SQLite file and the log directory in `dir`, the
+/// simulator, one account with `key`.
 fn config(
     dir: &Path,
     sim: &Simulator,
@@ -38,33 +39,20 @@ fn config(
     schedule: &str,
     jitter_secs: u64,
     key: &str,
-) -> String {
-    format!(
-        r#"
-[database]
-url = "sqlite://{db}?mode=rwc"
-[calcom]
-base_url = "{base}"
-retry_initial_delay_ms = 10
-max_attempts = 2
-[[accounts]]
-name = "berlin"
-company_id = 1
-api_key = "{key}"
-[sync]
-schedule = "{schedule}"
-jitter_secs = {jitter_secs}
-shutdown_timeout_secs = 20
-[server]
-listen = "127.0.0.1:{port}"
-admin_token = "{TOKEN}"
-[log]
-directory = "{logs}"
-"#,
-        db = dir.join("calsync.db").display(),
-        base = sim.base_url(),
-        logs = dir.join("logs").display(),
+) -> ConfigFile {
+    ConfigFile::new(
+        &format!("sqlite://{}?mode=rwc", dir.join("calsync.db").display()),
+        &sim.base_url(),
     )
+    .set("calcom.retry_initial_delay_ms", 10)
+    .set("calcom.max_attempts", 2)
+    .set("sync.schedule", schedule)
+    .set("sync.jitter_secs", jitter_secs as i64)
+    .set("sync.shutdown_timeout_secs", 20)
+    .set("server.listen", format!("127.0.0.1:{port}"))
+    .set("server.admin_token", TOKEN)
+    .set("log.directory", dir.join("logs").display().to_string())
+    .account(AccountSpec::new("berlin", 1, key))
 }
 
 async fn start(schedule: &str) -> Running {
@@ -80,26 +68,13 @@ async fn start_with_jitter(schedule: &str, jitter_secs: u64) -> Running {
 /// key); `migrate = false` leaves the database without calsync's tables.
 async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            api_keys: vec![KEY.into()],
-            seed_event_types: 3,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = simulator(&[KEY], 3).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("calsync.toml");
-    std::fs::write(
-        &cfg,
-        config(dir.path(), &sim, port, schedule, jitter_secs, key),
-    )
-    .unwrap();
+    let config = config(dir.path(), &sim, port, schedule, jitter_secs, key);
+    let cfg = config.write(dir.path().join("calsync.toml"));
     if migrate {
-        let migrated = Command::new(BIN)
+        let migrated = binary::calsync()
             .args(["--config", cfg.to_str().unwrap(), "migrate"])
             .output()
             .await
@@ -123,29 +98,23 @@ async fn start_with(schedule: &str, jitter_secs: u64, key: &str, migrate: bool) 
                 .push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     });
-    let child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "run"])
-        .env("NOTIFY_SOCKET", &sock)
-        .env("WATCHDOG_USEC", "1000000")
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let process = DaemonProcess::start(&cfg, port, dir.path().join("calsync.out"), |run| {
+        run.env("NOTIFY_SOCKET", &sock)
+            .env("WATCHDOG_USEC", "1000000")
+            .env_remove("WATCHDOG_PID");
+    });
     Running {
-        child,
-        port,
+        process,
+        config,
         dir,
         sim,
         notified,
-        http: reqwest::Client::new(),
     }
 }
 
 impl Running {
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.process.url(path)
     }
 
     fn config_path(&self) -> PathBuf {
@@ -169,11 +138,11 @@ impl Running {
     }
 
     async fn wait_ready(&self) {
-        wait_ok(&self.http, &self.url("/readyz")).await;
+        self.process.wait_ready().await;
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path));
+        let mut req = self.process.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -183,7 +152,8 @@ impl Running {
     }
 
     async fn metrics(&self) -> String {
-        self.http
+        self.process
+            .http
             .get(self.url("/metrics"))
             .send()
             .await
@@ -194,28 +164,13 @@ impl Running {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-s", sig, &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        assert!(self.process.signal(sig), "kill -s {sig}");
     }
 
-    async fn stop(mut self) -> (i32, String) {
-        self.signal("TERM");
-        let waited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
-        if waited.is_err() {
-            let _ = self.child.kill().await;
-        }
-        let mut logs = String::new();
-        use tokio::io::AsyncReadExt;
-        if let Some(mut s) = self.child.stdout.take() {
-            s.read_to_string(&mut logs).await.unwrap();
-        }
-        if let Some(mut s) = self.child.stderr.take() {
-            s.read_to_string(&mut logs).await.unwrap();
-        }
+    /// SIGTERM; the exit code and everything it printed and wrote to its log
+    /// directory.
+    async fn stop(self) -> (i32, String) {
+        let (code, mut logs) = self.process.stop(Duration::from_secs(30)).await;
         for entry in std::fs::read_dir(self.dir.path().join("logs"))
             .into_iter()
             .flatten()
@@ -223,11 +178,10 @@ impl Running {
         {
             logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
-        let out = match waited {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!("calsync did not stop within 30 s of SIGTERM; its logs:\n{logs}"),
-        };
-        (out.code().unwrap_or(-1), logs)
+        let code = code.unwrap_or_else(|| {
+            panic!("calsync did not stop within 30 s of SIGTERM; its logs:\n{logs}")
+        });
+        (code, logs)
     }
 }
 
@@ -402,17 +356,18 @@ async fn the_operator_api_needs_the_token_and_answers_the_status_tooltip() {
 async fn sighup_applies_a_good_config_and_rejects_a_bad_one_without_stopping() {
     let app = start("0 0 * * * *").await;
     app.wait_ready().await;
-    let good = std::fs::read_to_string(app.config_path()).unwrap();
-    std::fs::write(app.config_path(), format!("{good}\n[bogus]\nkey = 1\n")).unwrap();
+    app.config
+        .clone()
+        .set("bogus.key", 1)
+        .write(app.config_path());
     app.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _) = app.api(reqwest::Method::GET, "/healthz", None).await;
     assert_eq!(status, 200, "a bad reload must not stop the daemon");
-    std::fs::write(
-        app.config_path(),
-        good.replace("max_attempts = 2", "max_attempts = 3"),
-    )
-    .unwrap();
+    app.config
+        .clone()
+        .set("calcom.max_attempts", 3)
+        .write(app.config_path());
     app.signal("HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (code, logs) = app.stop().await;
@@ -428,9 +383,10 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one_without_stopping() {
 #[tokio::test]
 async fn a_bad_config_at_start_exits_2_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, "[sync]\nschedule = \"every 5 minutes\"\n").unwrap();
-    let out = Command::new(BIN)
+    let cfg = ConfigFile::default()
+        .set("sync.schedule", "every 5 minutes")
+        .write(dir.path().join("bad.toml"));
+    let out = binary::calsync()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .output()
         .await
@@ -442,8 +398,8 @@ async fn a_bad_config_at_start_exits_2_before_anything_runs() {
 /// Every `calsync_*` metric named by the dashboard or the alert rules, bucket
 /// suffixes stripped.
 fn referenced_metrics() -> Vec<String> {
-    let mut text = std::fs::read_to_string(repo().join("dashboards/calsync.json")).unwrap();
-    text.push_str(&std::fs::read_to_string(repo().join("alerts/calsync.rules.yml")).unwrap());
+    let mut text = std::fs::read_to_string(binary::repo_file("dashboards/calsync.json")).unwrap();
+    text.push_str(&std::fs::read_to_string(binary::repo_file("alerts/calsync.rules.yml")).unwrap());
     let mut names: Vec<String> = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -485,7 +441,7 @@ async fn every_metric_the_dashboard_and_alerts_use_is_exported_and_every_express
     }
     // The dashboard's PromQL, checked by promtool as recording rules.
     let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("dashboards/calsync.json")).unwrap(),
+        &std::fs::read_to_string(binary::repo_file("dashboards/calsync.json")).unwrap(),
     )
     .unwrap();
     let mut exprs = Vec::new();
@@ -552,7 +508,7 @@ fn start_prometheus(bin: &Path, dir: &Path, targets: &[u16]) -> (tokio::process:
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: calsync\n    static_configs:\n      - targets: [{}]\n",
-            repo().join("alerts/calsync.rules.yml").display(),
+            binary::repo_file("alerts/calsync.rules.yml").display(),
             targets.join(", ")
         ),
     )
@@ -603,8 +559,11 @@ async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
     };
     let app = start("*/2 * * * * *").await;
     app.wait_ready().await;
-    let (mut prom, prom_port) =
-        start_prometheus(&prometheus, &app.dir.path().join("prom"), &[app.port]);
+    let (mut prom, prom_port) = start_prometheus(
+        &prometheus,
+        &app.dir.path().join("prom"),
+        &[app.process.port],
+    );
 
     let http = reqwest::Client::new();
     // Baseline scrape first, so the counter's rise is visible to increase().
@@ -629,7 +588,7 @@ async fn a_real_prometheus_sees_a_calcom_edit_and_the_protection_alert_fires() {
     app.sim
         .edit_event_type(et, json!({"title": "Edited in Cal.com"}));
 
-    let rules = std::fs::read_to_string(repo().join("alerts/calsync.rules.yml")).unwrap();
+    let rules = std::fs::read_to_string(binary::repo_file("alerts/calsync.rules.yml")).unwrap();
     assert!(rules.contains("CalsyncProtectionTriggered"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut rose = false;
@@ -677,19 +636,21 @@ async fn a_real_prometheus_sees_never_ready_never_succeeded_and_a_rejected_reloa
     // Migrated, but its account's key is refused by Cal.com from the start.
     let revoked = start_with("*/2 * * * * *", 0, "cal_live_revoked_0000000000", true).await;
     // Its signal handlers are installed before /metrics answers.
-    wait_listening(&revoked.http, &revoked.url("/metrics")).await;
+    wait_listening(&revoked.process.http, &revoked.url("/metrics")).await;
     // Never migrated: it keeps retrying and never becomes ready.
     let unmigrated = start_with("*/2 * * * * *", 0, KEY, false).await;
 
     let (mut prom, prom_port) = start_prometheus(
         &prometheus,
         &revoked.dir.path().join("prom"),
-        &[revoked.port, unmigrated.port],
+        &[revoked.process.port, unmigrated.process.port],
     );
     let http = reqwest::Client::new();
 
     // A bad file on SIGHUP: rejected, the old configuration stays.
-    std::fs::write(revoked.config_path(), "[sync]\nschedule = \"whenever\"\n").unwrap();
+    ConfigFile::default()
+        .set("sync.schedule", "whenever")
+        .write(revoked.config_path());
     revoked.signal("HUP");
 
     let wanted = [
@@ -758,13 +719,14 @@ async fn sigterm_stops_a_pass_that_has_not_started_writing() {
 
 #[test]
 fn the_default_shutdown_timeout_fits_the_units_stop_timeout() {
-    let unit = std::fs::read_to_string(repo().join("systemd/calsync.service")).unwrap();
+    let unit = std::fs::read_to_string(binary::repo_file("systemd/calsync.service")).unwrap();
     let stop: u64 = unit
         .lines()
         .find_map(|l| l.strip_prefix("TimeoutStopSec="))
         .and_then(|v| v.trim().trim_end_matches('s').parse().ok())
         .expect("TimeoutStopSec=<seconds>s in the unit");
-    let example = std::fs::read_to_string(repo().join("config/calsync.example.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(binary::repo_file("config/calsync.example.toml")).unwrap();
     let configured: u64 = example
         .lines()
         .find_map(|l| l.trim().strip_prefix("shutdown_timeout_secs = "))

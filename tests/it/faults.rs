@@ -10,27 +10,28 @@
 //! that the next pass finishes the job. Scenarios run on SQLite unless the
 //! database is what is being tested.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calsync::app::App;
-use calsync::config::Config;
 use calsync::domain::ServiceId;
-use calsync::reconcile::report::{AccountReport, Item, PassReport};
-use calsync::simulate::{Fault, FaultKind, RequestLogEntry, SimConfig, Simulator};
+use calsync::reconcile::report::Item;
+use calsync::simulate::{Fault, FaultKind, RequestLogEntry, Simulator};
 use calsync::telemetry::metrics::Metrics;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::app::{AccountSpec, accounts_toml};
-use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh};
-use crate::support::net::free_port;
+use crate::support::app::{haircut, scenario};
+use crate::support::binary;
+use crate::support::config::AccountSpec;
+use crate::support::daemon::DaemonProcess;
+use crate::support::db::{RawService, TestBackend, TestDb, backend_tests, fresh, server_tests};
+use crate::support::fault_rig::{
+    FIRST_BACKOFF_MS, FaultRig, MAX_ATTEMPTS, MAX_BODY_BYTES, WAIT, account, event_type,
+    fault_config, open_app, series,
+};
+use crate::support::net::{free_port, wait_ok};
+use crate::support::simulator::simulator;
+use crate::support::tcp_proxy::TcpProxy;
 
 /// The account every fault is aimed at.
 const VIENNA: &str = "vienna";
@@ -44,343 +45,6 @@ const LISBON_KEY: &str = "cal_live_lisbon_8e0f2a4b6c1d3e5f";
 const REVOKED: &str = "porto";
 const REVOKED_COMPANY: i64 = 13;
 const REVOKED_KEY: &str = "cal_live_porto_revoked_0a9b8c7d6e";
-
-/// calsync's Cal.com options in these scenarios: a 1 s timeout, three attempts
-/// with a 100 ms first backoff, a 1 MiB body cap, and no local throttling.
-const CALCOM_OPTIONS: &str = "timeout_secs = 1\nmax_attempts = 3\nretry_initial_delay_ms = 100\n\
-     max_body_bytes = 1048576\nrequests_per_minute = 100000\n";
-const MAX_ATTEMPTS: usize = 3;
-const FIRST_BACKOFF_MS: u64 = 100;
-const MAX_BODY_BYTES: u64 = 1_048_576;
-
-/// Upper bound for anything a scenario waits on; a hang fails instead of blocking.
-const WAIT: Duration = Duration::from_secs(25);
-
-// ====================================================================== rig
-
-/// A database, the simulator, and calsync talking to the simulator through a
-/// counting TCP proxy (so a scenario can tell how much of a body calsync read).
-struct Rig {
-    db: TestDb,
-    sim: Simulator,
-    wire: TcpProxy,
-    app: App,
-    metrics: Arc<Metrics>,
-    accounts: Vec<AccountSpec>,
-}
-
-impl Rig {
-    async fn start(backend: TestBackend, accounts: Vec<AccountSpec>) -> Rig {
-        let db = fresh(backend).await;
-        let sim = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback"),
-            SimConfig {
-                api_keys: accounts
-                    .iter()
-                    .filter(|a| a.valid)
-                    .map(|a| a.api_key.clone())
-                    .collect(),
-                rate_limit: 100_000,
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("starting the simulator");
-        let wire = TcpProxy::start(sim.addr(), true).await;
-        let metrics = Arc::new(Metrics::new());
-        let app = open_app(&db.url, &wire.base_url(), &accounts, metrics.clone()).await;
-        Rig {
-            db,
-            sim,
-            wire,
-            app,
-            metrics,
-            accounts,
-        }
-    }
-
-    async fn pass(&self) -> PassReport {
-        tokio::time::timeout(WAIT, self.app.pass(&[], false))
-            .await
-            .expect("a pass must finish: every request is bounded by calcom.timeout_secs")
-            .expect("every account is selected")
-    }
-
-    fn given(&self, key: &str, fields: Value) -> i64 {
-        let created = self.sim.create_event_type(key, fields);
-        created["id"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("the simulator returned no id: {created}"))
-    }
-
-    fn edit(&self, id: i64, fields: Value) {
-        assert!(self.sim.edit_event_type(id, fields), "no event type {id}");
-    }
-
-    fn user(&self, key: &str) -> i64 {
-        self.sim.user_id(key).expect("a key the simulator knows")
-    }
-
-    /// The simulator's log entries for one key's user.
-    fn requests_of(&self, key: &str) -> Vec<RequestLogEntry> {
-        let user = self.user(key);
-        self.sim
-            .requests()
-            .into_iter()
-            .filter(|r| r.user_id == Some(user))
-            .collect()
-    }
-
-    async fn rows_of(&self, company: i64) -> Vec<RawService> {
-        self.db
-            .raw_services()
-            .await
-            .into_iter()
-            .filter(|s| s.company_id == company)
-            .collect()
-    }
-
-    async fn row_for(&self, event_type: i64) -> Option<RawService> {
-        self.db
-            .raw_services()
-            .await
-            .into_iter()
-            .find(|s| s.calcom_event_type_id == Some(event_type))
-    }
-
-    /// A calsync binary config for the same database and simulator.
-    fn write_cli_config(&self, dir: &Path) -> std::path::PathBuf {
-        let path = dir.join("calsync.toml");
-        std::fs::write(
-            &path,
-            accounts_toml(
-                &self.db.url,
-                &self.sim.base_url(),
-                CALCOM_OPTIONS,
-                &self.accounts,
-            ),
-        )
-        .expect("writing the config");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        path
-    }
-}
-
-async fn open_app(
-    database_url: &str,
-    base_url: &str,
-    accounts: &[AccountSpec],
-    metrics: Arc<Metrics>,
-) -> App {
-    let text = accounts_toml(database_url, base_url, CALCOM_OPTIONS, accounts);
-    let settings = Config::from_toml(&text)
-        .unwrap_or_else(|e| panic!("settings do not parse: {e}\n{text}"))
-        .validate()
-        .unwrap_or_else(|e| panic!("settings are invalid: {e}\n{text}"));
-    App::open(settings, metrics)
-        .await
-        .unwrap_or_else(|e| panic!("opening calsync: {e:#}"))
-}
-
-fn event_type(title: &str, slug: &str, minutes: i64) -> Value {
-    json!({"title": title, "slug": slug, "lengthInMinutes": minutes})
-}
-
-fn account<'a>(report: &'a PassReport, name: &str) -> &'a AccountReport {
-    report
-        .accounts
-        .iter()
-        .find(|a| a.account == name)
-        .unwrap_or_else(|| panic!("no report for account {name}: {report:#?}"))
-}
-
-/// The value of one `/metrics` series given by its name and label pairs.
-fn series(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.encode().lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-        let (set, value) = rest.split_once("} ")?;
-        labels
-            .iter()
-            .all(|(k, v)| set.split(',').any(|pair| pair == format!("{k}=\"{v}\"")))
-            .then(|| value.trim().parse().ok())?
-    })
-}
-
-// ====================================================================== TCP proxy
-
-/// A loopback TCP proxy under the test's control. It either refuses (accepts and
-/// closes at once) or forwards; it can cut every open connection at once, or cut
-/// them all as soon as the client sends a given byte string; it counts the bytes
-/// it passed from the server to the client.
-struct TcpProxy {
-    addr: SocketAddr,
-    shared: Arc<ProxyShared>,
-}
-
-struct ProxyShared {
-    upstream: SocketAddr,
-    forwarding: AtomicBool,
-    /// Cancelled to cut every connection opened under it; replaced after each cut.
-    generation: Mutex<CancellationToken>,
-    trigger: Mutex<Option<Vec<u8>>>,
-    fired: AtomicBool,
-    accepted: AtomicU64,
-    /// Connections relayed right now.
-    open: AtomicU64,
-    downstream_bytes: AtomicU64,
-}
-
-impl ProxyShared {
-    fn cut_all(&self) {
-        let mut generation = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        generation.cancel();
-        *generation = CancellationToken::new();
-    }
-
-    /// Whether `window` holds the armed trigger; disarms and cuts if so.
-    fn check_trigger(&self, window: &[u8]) -> bool {
-        let mut trigger = self.trigger.lock().unwrap_or_else(|p| p.into_inner());
-        let hit = trigger
-            .as_deref()
-            .is_some_and(|t| window.windows(t.len()).any(|w| w == t));
-        if hit {
-            *trigger = None;
-            self.fired.store(true, Ordering::SeqCst);
-            drop(trigger);
-            self.cut_all();
-        }
-        hit
-    }
-}
-
-impl TcpProxy {
-    async fn start(upstream: SocketAddr, forwarding: bool) -> TcpProxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the TCP proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let shared = Arc::new(ProxyShared {
-            upstream,
-            forwarding: AtomicBool::new(forwarding),
-            generation: Mutex::new(CancellationToken::new()),
-            trigger: Mutex::new(None),
-            fired: AtomicBool::new(false),
-            accepted: AtomicU64::new(0),
-            open: AtomicU64::new(0),
-            downstream_bytes: AtomicU64::new(0),
-        });
-        let accepting = shared.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                accepting.accepted.fetch_add(1, Ordering::SeqCst);
-                if !accepting.forwarding.load(Ordering::SeqCst) {
-                    // Refused: the peer sees the connection closed at once.
-                    drop(client);
-                    continue;
-                }
-                tokio::spawn(relay(accepting.clone(), client));
-            }
-        });
-        TcpProxy { addr, shared }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn set_forwarding(&self, on: bool) {
-        self.shared.forwarding.store(on, Ordering::SeqCst);
-    }
-
-    fn cut_all(&self) {
-        self.shared.cut_all();
-    }
-
-    /// Cuts every connection the moment the client sends `bytes` (once).
-    fn cut_when_client_sends(&self, bytes: &[u8]) {
-        *self
-            .shared
-            .trigger
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(bytes.to_vec());
-    }
-
-    fn fired(&self) -> bool {
-        self.shared.fired.load(Ordering::SeqCst)
-    }
-
-    fn accepted(&self) -> u64 {
-        self.shared.accepted.load(Ordering::SeqCst)
-    }
-
-    fn open(&self) -> u64 {
-        self.shared.open.load(Ordering::SeqCst)
-    }
-
-    fn downstream_bytes(&self) -> u64 {
-        self.shared.downstream_bytes.load(Ordering::SeqCst)
-    }
-}
-
-async fn relay(shared: Arc<ProxyShared>, client: TcpStream) {
-    let cut = shared
-        .generation
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let Ok(server) = TcpStream::connect(shared.upstream).await else {
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    shared.open.fetch_add(1, Ordering::SeqCst);
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let up = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        // The end of the previous read, so a trigger split across reads is seen.
-        let mut tail: Vec<u8> = Vec::new();
-        loop {
-            let n = match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let mut window = std::mem::take(&mut tail);
-            window.extend_from_slice(&buf[..n]);
-            if shared.check_trigger(&window) {
-                // Never forwarded: the server sees the connection end instead.
-                return;
-            }
-            tail = window[window.len().saturating_sub(64)..].to_vec();
-            if server_write.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = server_write.shutdown().await;
-    };
-    let down = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match server_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if client_write.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-            shared
-                .downstream_bytes
-                .fetch_add(n as u64, Ordering::SeqCst);
-        }
-        let _ = client_write.shutdown().await;
-    };
-    tokio::select! {
-        _ = cut.cancelled() => {}
-        _ = async { tokio::join!(up, down) } => {}
-    }
-    shared.open.fetch_sub(1, Ordering::SeqCst);
-}
 
 // ====================================================================== 429
 
@@ -408,7 +72,7 @@ fn block_ends(entries: &[RequestLogEntry], block_ms: u64) -> Vec<Option<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_silences_the_key_until_each_block_passes_and_the_pass_then_completes() {
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
@@ -566,7 +230,7 @@ struct ListingFault {
 /// import or push. None of that may happen, lisbon must reconcile in the same
 /// pass, and the next pass (without the fault) must do all of it.
 async fn listing_failure_changes_nothing_for_the_account(case: ListingFault) {
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![
             AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
@@ -645,7 +309,7 @@ async fn listing_failure_changes_nothing_for_the_account(case: ListingFault) {
     // Bounded retries.
     match case.unlogged_code {
         None => {
-            let attempts = wait_for_requests(&rig, VIENNA_KEY, case.attempts).await;
+            let attempts = rig.wait_for_listings(VIENNA_KEY, case.attempts).await;
             assert_eq!(attempts.len(), case.attempts, "{attempts:#?}");
         }
         Some(code) => assert_eq!(
@@ -695,29 +359,6 @@ async fn listing_failure_changes_nothing_for_the_account(case: ListingFault) {
         "Manicure deluxe"
     );
     assert_eq!(rig.row_for(new).await.expect("imported").name, "Lash lift");
-}
-
-/// The listing requests of one key's user, waiting (bounded) for `count` of them:
-/// a delayed request is logged only when the simulator answers it.
-async fn wait_for_requests(rig: &Rig, key: &str, count: usize) -> Vec<RequestLogEntry> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let listed: Vec<RequestLogEntry> = rig
-            .requests_of(key)
-            .into_iter()
-            .filter(|r| r.path.starts_with("/v2/event-types"))
-            .collect();
-        if listed.len() >= count || Instant::now() > deadline {
-            // A little longer, to see any request beyond the bound.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            return rig
-                .requests_of(key)
-                .into_iter()
-                .filter(|r| r.path.starts_with("/v2/event-types"))
-                .collect();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -803,7 +444,7 @@ async fn an_html_502_page_is_retried_then_fails_the_account_cleanly_and_changes_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_body_is_cut_off_at_max_body_bytes_without_reading_it() {
     // A response no bigger than the cap must pass, so the cap is the only reason.
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
@@ -850,7 +491,7 @@ async fn a_100_mb_body_is_cut_off_at_max_body_bytes_without_reading_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_answers_within_the_timeout_are_waited_for_without_retrying() {
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![
             AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
@@ -907,7 +548,7 @@ async fn slow_answers_within_the_timeout_are_waited_for_without_retrying() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_backoff_grows_between_attempts() {
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
@@ -946,7 +587,7 @@ async fn a_5xx_backoff_grows_between_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_listing_exits_once_with_2_and_names_the_account() {
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![
             AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
@@ -969,11 +610,8 @@ async fn a_failed_listing_exits_once_with_2_and_names_the_account() {
 
     let out = tokio::time::timeout(
         WAIT,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"))
+        binary::calsync()
             .args(["--config", config.to_str().expect("UTF-8"), "once"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
             .output(),
     )
     .await
@@ -993,7 +631,7 @@ async fn a_failed_listing_exits_once_with_2_and_names_the_account() {
 async fn a_failing_team_listing_fails_the_whole_account_and_orphans_nothing() {
     let mut vienna = AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
     vienna.team_ids.push(77);
-    let rig = Rig::start(TestBackend::Sqlite, vec![vienna]).await;
+    let rig = FaultRig::start(TestBackend::Sqlite, vec![vienna]).await;
     rig.sim.create_team(77, &[VIENNA_KEY]);
     let personal = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
     let team = rig
@@ -1040,7 +678,7 @@ async fn a_failing_team_listing_fails_the_whole_account_and_orphans_nothing() {
 async fn a_proxy_404_page_for_the_personal_listing_orphans_nothing() {
     let mut vienna = AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY);
     vienna.team_ids.push(78);
-    let rig = Rig::start(TestBackend::Sqlite, vec![vienna]).await;
+    let rig = FaultRig::start(TestBackend::Sqlite, vec![vienna]).await;
     rig.sim.create_team(78, &[VIENNA_KEY]);
     let personal = rig.given(VIENNA_KEY, event_type("Haircut", "haircut", 30));
     rig.sim
@@ -1117,7 +755,7 @@ const EMOJI_RTL_EDIT: &str = "🧖🏽 علاج الوجه ‏(60)‏ ✨";
 backend_tests!(
     bad_records_are_rejected_one_by_one_and_everything_else_reconciles,
     |backend: TestBackend| async move {
-        let rig = Rig::start(
+        let rig = FaultRig::start(
             backend,
             vec![
                 AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY),
@@ -1269,7 +907,7 @@ backend_tests!(
 // An item whose id cannot be read makes the listing partial: nothing is orphaned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listed_record_whose_id_cannot_be_read_orphans_nothing() {
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
@@ -1321,7 +959,7 @@ async fn a_listed_record_whose_id_cannot_be_read_orphans_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_fails_only_its_account_with_a_clear_error_and_is_counted() {
     let revoked = AccountSpec::new(REVOKED, REVOKED_COMPANY, REVOKED_KEY).revoked();
-    let rig = Rig::start(
+    let rig = FaultRig::start(
         TestBackend::Sqlite,
         vec![
             revoked,
@@ -1382,76 +1020,58 @@ async fn a_revoked_key_fails_only_its_account_with_a_clear_error_and_is_counted(
 
 // ====================================================================== database
 
-/// The URL of `db` reached through `proxy`, with TLS off so the proxy sees the
-/// statements in clear.
-fn via_proxy(db: &TestDb, proxy: &TcpProxy) -> String {
-    let mut url = url::Url::parse(&db.url).expect("test database URL");
-    url.set_port(Some(proxy.addr.port()))
-        .expect("a server URL has a port");
-    match db.backend {
-        TestBackend::Postgres => url.set_query(Some("sslmode=disable")),
-        TestBackend::MariaDb => url.set_query(Some("ssl-mode=DISABLED")),
-        TestBackend::Sqlite => unreachable!("SQLite has no server"),
-    }
-    url.to_string()
-}
+// A failed pass whose journal line cannot be written either (here: the journal
+// table is gone) is still reported, counted, and its WARN line and counter agree.
+scenario!(
+    a_failed_pass_the_journal_cannot_record_is_still_counted_and_said,
+    |app| async move {
+        app.given_event_type(haircut());
+        app.db.exec("DROP TABLE calsync_runs").await;
 
-fn server_addr(db: &TestDb) -> SocketAddr {
-    let url = url::Url::parse(&db.url).expect("test database URL");
-    let host = url.host_str().expect("a host");
-    let port = url.port_or_known_default().unwrap_or(match db.backend {
-        TestBackend::Postgres => 5432,
-        _ => 3306,
-    });
-    format!("{host}:{port}")
-        .parse()
-        .expect("a loopback address")
-}
+        let report = app.sync_once().await;
+
+        let berlin = &report.accounts[0];
+        assert_eq!(berlin.result, "failure", "{berlin:#?}");
+        let logs = app.logs();
+        let unrecorded: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("Could not record the failed run in calsync_runs"))
+            .collect();
+        assert_eq!(unrecorded.len(), 1, "{logs}");
+        assert!(unrecorded[0].contains(" WARN "), "{logs}");
+        assert!(unrecorded[0].contains("account=\"berlin\""), "{logs}");
+        assert_eq!(
+            app.metric("calsync_run_record_failures_total{account=\"berlin\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            app.metric("calsync_reconcile_runs_total{account=\"berlin\",result=\"failure\"}"),
+            Some(1.0)
+        );
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconciles_without_restart()
 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = fresh(TestBackend::Postgres).await;
-    let proxy = TcpProxy::start(server_addr(&db), false).await;
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().expect("loopback"),
-        SimConfig {
-            api_keys: vec![VIENNA_KEY.into()],
-            seed_event_types: 3,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulator");
+    let proxy = TcpProxy::start(db.server_addr(), false).await;
+    let sim = simulator(&[VIENNA_KEY], 3).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let config = dir.path().join("calsync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[sync]\nschedule = \"0 0 0 1 1 *\"\njitter_secs = 0\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
-            accounts_toml(
-                &via_proxy(&db, &proxy),
-                &sim.base_url(),
-                CALCOM_OPTIONS,
-                &[AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)]
-            )
-        ),
+    let config = fault_config(
+        &proxy.database_url(&db),
+        &sim.base_url(),
+        &[AccountSpec::new(VIENNA, VIENNA_COMPANY, VIENNA_KEY)],
     )
-    .expect("config");
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"))
-        .args(["--config", config.to_str().expect("UTF-8"), "run"])
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting calsync run");
-    let http = reqwest::Client::new();
-    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    .set("sync.schedule", "0 0 0 1 1 *")
+    .set("sync.jitter_secs", 0)
+    .set("server.listen", format!("127.0.0.1:{port}"))
+    .write(dir.path().join("calsync.toml"));
+    let mut daemon = DaemonProcess::start(&config, port, dir.path().join("calsync.out"), |_| {});
+    let http = daemon.http.clone();
+    let readyz = daemon.url("/readyz");
 
     // Not ready, and the reason names the database problem.
     let deadline = Instant::now() + WAIT;
@@ -1489,7 +1109,7 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
             break;
         }
         assert!(
-            daemon.try_wait().expect("daemon status").is_none(),
+            daemon.child.try_wait().expect("daemon status").is_none(),
             "the daemon exited instead of waiting for the database"
         );
         assert!(
@@ -1499,7 +1119,7 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(
-        daemon.try_wait().expect("daemon status").is_none(),
+        daemon.child.try_wait().expect("daemon status").is_none(),
         "no restart"
     );
     assert_eq!(
@@ -1528,51 +1148,12 @@ async fn the_daemon_waits_for_an_unreachable_database_says_why_and_then_reconcil
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     proxy.set_forwarding(true);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(r) = http.get(&readyz).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready again after the database came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ok(&http, &readyz).await;
     assert!(
-        daemon.try_wait().expect("daemon status").is_none(),
+        daemon.child.try_wait().expect("daemon status").is_none(),
         "no restart"
     );
-    let pid = daemon.id().expect("running").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "TERM", &pid])
-        .status();
-    let _ = tokio::time::timeout(WAIT, daemon.wait()).await;
-}
-
-/// Like `backend_tests!`, for the database servers only (a TCP proxy cannot stand
-/// between calsync and a SQLite file).
-macro_rules! server_tests {
-    ($name:ident, |$backend:ident : TestBackend| $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $backend = TestBackend::Postgres;
-                $body.await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mariadb() {
-                let $backend = TestBackend::MariaDb;
-                $body.await
-            }
-        }
-    };
+    daemon.stop(WAIT).await;
 }
 
 /// Everything pass 2 of the mid-pass scenarios is meant to write.
@@ -1623,7 +1204,7 @@ async fn mid_pass_setup(db: &TestDb, sim: &Simulator, proxy: &TcpProxy) -> (App,
     let new = given("Lash lift", "lash-lift");
     // A fresh store: its statements are prepared (sent in clear) on first use.
     let through = open_app(
-        &via_proxy(db, proxy),
+        &proxy.database_url(db),
         &sim.base_url(),
         &accounts,
         Arc::new(Metrics::new()),
@@ -1687,16 +1268,8 @@ server_tests!(
     a_connection_cut_inside_the_account_transaction_leaves_nothing_and_the_next_pass_finishes,
     |backend: TestBackend| async move {
         let db = fresh(backend).await;
-        let sim = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback"),
-            SimConfig {
-                api_keys: vec![VIENNA_KEY.into()],
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("simulator");
-        let proxy = TcpProxy::start(server_addr(&db), true).await;
+        let sim = simulator(&[VIENNA_KEY], 0).await;
+        let proxy = TcpProxy::start(db.server_addr(), true).await;
         let (app, m) = mid_pass_setup(&db, &sim, &proxy).await;
         let before = db.raw_services().await;
         let runs_before = db.count("SELECT COUNT(*) FROM calsync_runs").await;
@@ -1744,16 +1317,8 @@ server_tests!(
     connections_dropped_during_a_slow_push_leave_all_or_nothing_and_the_next_pass_finishes,
     |backend: TestBackend| async move {
         let db = fresh(backend).await;
-        let sim = Simulator::start(
-            "127.0.0.1:0".parse().expect("loopback"),
-            SimConfig {
-                api_keys: vec![VIENNA_KEY.into()],
-                ..SimConfig::default()
-            },
-        )
-        .await
-        .expect("simulator");
-        let proxy = TcpProxy::start(server_addr(&db), true).await;
+        let sim = simulator(&[VIENNA_KEY], 0).await;
+        let proxy = TcpProxy::start(db.server_addr(), true).await;
         let (app, m) = mid_pass_setup(&db, &sim, &proxy).await;
         let before = db.raw_services().await;
         sim.clear_requests();

@@ -30,13 +30,14 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use crate::support::app::TestApp;
+use crate::support::binary;
+use crate::support::config::{AccountSpec, ConfigFile};
+use crate::support::daemon::DaemonProcess;
 use crate::support::db::{Business, RawService, TestBackend, TestDb, backend_tests, empty, fresh};
 use crate::support::net::free_port;
 
-const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 const KEY: &str = "cal_live_reliability_key_0001";
 const TOKEN: &str = "admin-token-reliability-0123456789";
 const LEASE: &str = calsync::daemon::LEASE_NAME;
@@ -128,7 +129,7 @@ async fn sever_lease(db: &TestDb) {
             assert_eq!(killed, 1, "exactly one session holds the lease");
         }
         TestBackend::MariaDb => {
-            let lock = format!("calsync:{LEASE}@{}", database_name(&db.url));
+            let lock = format!("calsync:{LEASE}@{}", db.name());
             let holder = db
                 .count(&format!("SELECT CAST(IS_USED_LOCK('{lock}') AS SIGNED)"))
                 .await;
@@ -139,14 +140,6 @@ async fn sever_lease(db: &TestDb) {
             std::fs::remove_file(format!("{}.{LEASE}.lock", file.display())).unwrap();
         }
     }
-}
-
-fn database_name(url: &str) -> String {
-    url::Url::parse(url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned()
 }
 
 fn sqlite_file(url: &str) -> PathBuf {
@@ -171,49 +164,24 @@ async fn simulator() -> Simulator {
     .expect("starting the Cal.com simulator")
 }
 
-fn config_toml(db_url: &str, sim: &Simulator, listen_port: u16, schedule: &str) -> String {
-    format!(
-        r#"
-[database]
-url = "{db_url}"
-max_connections = 4
-[calcom]
-base_url = "{base}"
-retry_initial_delay_ms = 10
-max_attempts = 2
-requests_per_minute = 100000
-[[accounts]]
-name = "berlin"
-company_id = 1
-api_key = "{KEY}"
-[sync]
-schedule = "{schedule}"
-jitter_secs = 0
-shutdown_timeout_secs = 10
-[server]
-listen = "127.0.0.1:{listen_port}"
-admin_token = "{TOKEN}"
-"#,
-        base = sim.base_url(),
-    )
-}
-
-/// The binary, without this process's `CALSYNC_*` variables: the binary reads
-/// every one as a configuration override and rejects unknown keys, and this
-/// test's own knobs (`CALSYNC_CRASH_KILLS`, ...) are not calsync settings.
-fn calsync() -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CALSYNC_") {
-            command.env_remove(name);
-        }
-    }
-    command
+/// A replica's config: one account with [`KEY`], the operator API with [`TOKEN`].
+fn config(db_url: &str, sim: &Simulator, listen_port: u16, schedule: &str) -> ConfigFile {
+    ConfigFile::new(db_url, &sim.base_url())
+        .set("database.max_connections", 4)
+        .set("calcom.retry_initial_delay_ms", 10)
+        .set("calcom.max_attempts", 2)
+        .set("calcom.requests_per_minute", 100_000)
+        .set("sync.schedule", schedule)
+        .set("sync.jitter_secs", 0)
+        .set("sync.shutdown_timeout_secs", 10)
+        .set("server.listen", format!("127.0.0.1:{listen_port}"))
+        .set("server.admin_token", TOKEN)
+        .account(AccountSpec::new("berlin", 1, KEY))
 }
 
 /// Runs `calsync migrate` with this config; panics with its output on failure.
 async fn migrate(config: &Path) {
-    let out = calsync()
+    let out = binary::calsync()
         .args(["--config", config.to_str().unwrap(), "migrate"])
         .output()
         .await
@@ -231,14 +199,10 @@ fn event_type_of(sim: &Simulator, id: Option<i64>) -> Option<Value> {
 
 // ------------------------------------------------------------ replicas
 
-/// One `calsync run` process; its output goes to a file (a pipe nobody reads
-/// would eventually block it).
+/// One `calsync run` process; its output goes to `NAME.log`.
 struct Replica {
     name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    http: reqwest::Client,
+    process: DaemonProcess,
 }
 
 impl Replica {
@@ -250,34 +214,19 @@ impl Replica {
         schedule: &str,
     ) -> Replica {
         let port = free_port();
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, config_toml(&db.url, sim, port, schedule)).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = calsync()
-            .args(["--config", config.to_str().unwrap(), "run"])
-            .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Replica {
-            name,
-            child,
-            port,
-            log,
-            http: reqwest::Client::new(),
-        }
+        let config = config(&db.url, sim, port, schedule).write(dir.join(format!("{name}.toml")));
+        let process = DaemonProcess::start(&config, port, dir.join(format!("{name}.log")), |_| {});
+        Replica { name, process }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.process.url(path)
     }
 
     /// `calsync_leader` as `/metrics` shows it; `None` while it does not answer.
     async fn leader_gauge(&self) -> Option<i64> {
         let text = self
+            .process
             .http
             .get(self.url("/metrics"))
             .timeout(Duration::from_secs(5))
@@ -293,7 +242,7 @@ impl Replica {
     }
 
     async fn get_json(&self, path: &str) -> (u16, Value) {
-        match self.http.get(self.url(path)).send().await {
+        match self.process.http.get(self.url(path)).send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
                 (status, r.json().await.unwrap_or(Value::Null))
@@ -304,6 +253,7 @@ impl Replica {
 
     async fn reconcile(&self) -> (u16, Value) {
         let r = self
+            .process
             .http
             .post(self.url("/api/v1/reconcile"))
             .bearer_auth(TOKEN)
@@ -333,25 +283,19 @@ impl Replica {
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.output()
     }
 
     fn sigkill(&mut self) {
-        self.child.start_kill().unwrap();
+        self.process.child.start_kill().unwrap();
     }
 
     /// SIGTERM, then the exit code.
-    async fn stop(mut self) -> (i32, String) {
-        let pid = self.child.id().expect("running").to_string();
-        std::process::Command::new("kill")
-            .args(["-s", "TERM", &pid])
-            .status()
-            .unwrap();
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("{} ignored SIGTERM:\n{}", self.name, self.logs()))
-            .unwrap();
-        (status.code().unwrap_or(-1), self.logs())
+    async fn stop(self) -> (i32, String) {
+        let name = self.name;
+        let (code, logs) = self.process.stop(WAIT).await;
+        let code = code.unwrap_or_else(|| panic!("{name} ignored SIGTERM:\n{logs}"));
+        (code, logs)
     }
 }
 
@@ -671,15 +615,11 @@ async fn crash_harness(kills: u64, seed: u64, tally: &mut Tally) {
     }
     let db = empty(TestBackend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("calsync.toml");
     // A local server: no TLS handshake, so start-up is short and more kills land
     // inside the pass itself.
     let url = format!("{}?sslmode=disable", db.url);
-    std::fs::write(
-        &config,
-        config_toml(&url, &sim, free_port(), "0 */5 * * * *"),
-    )
-    .unwrap();
+    let config =
+        config(&url, &sim, free_port(), "0 */5 * * * *").write(dir.path().join("calsync.toml"));
     migrate(&config).await;
     tally.scenarios.push(format!(
         "crash harness on postgres: `calsync once` SIGKILLed at 0-300 ms until {kills} kills, each round followed by an unkilled pass"
@@ -713,7 +653,7 @@ async fn crash_harness(kills: u64, seed: u64, tally: &mut Tally) {
         let runs_before = db.count("SELECT COUNT(*) FROM calsync_runs").await;
         let seq_before = sim.requests().last().map_or(0, |r| r.seq);
         let delay = Duration::from_millis(rng.random_range(0..=300));
-        let mut child = calsync()
+        let mut child = binary::calsync()
             .args(["--config", config.to_str().unwrap(), "once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -796,7 +736,7 @@ async fn crash_harness(kills: u64, seed: u64, tally: &mut Tally) {
 async fn once(config: &Path) -> i32 {
     let out = tokio::time::timeout(
         WAIT,
-        calsync()
+        binary::calsync()
             .args(["--config", config.to_str().unwrap(), "once"])
             .output(),
     )

@@ -9,25 +9,25 @@
 //! unreadable record, a refused push, a revoked key (failed pass, HTTP 401).
 //! A short `calsync run` adds the daemon's own line: a rejected reload.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
-use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
+use calsync::simulate::{Fault, FaultKind};
 use serde_json::json;
 
 use crate::support::app::{API_KEY, COMPANY};
+use crate::support::binary;
+use crate::support::config::{AccountSpec, ConfigFile};
+use crate::support::daemon::DaemonProcess;
 use crate::support::db::{TestBackend, fresh};
-use crate::support::net::{free_port, wait_listening};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::net::free_port;
+use crate::support::simulator::simulator;
 
 /// `(priority filter, grep arguments)` of every `journalctl -u calsync [-p P] | grep ARGS`.
 fn runbook_greps() -> Vec<(Option<String>, String)> {
     let mut out = Vec::new();
     for file in ["README.md", "alerts/calsync.rules.yml"] {
-        let text = std::fs::read_to_string(repo().join(file)).expect("reading the runbooks");
+        let text = std::fs::read_to_string(binary::repo_file(file)).expect("reading the runbooks");
         // Commands sit in backticks; a YAML description may wrap one over lines.
         let text = text.replace(['\n', '\r'], " ");
         for part in text.split('`').skip(1).step_by(2) {
@@ -88,35 +88,18 @@ fn grep(lines: &[&str], args: &str) -> bool {
     child.wait().expect("grep finishes").success()
 }
 
-fn write_config(dir: &Path, name: &str, db: &str, base: &str, key: &str, format: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!(
-            "[database]\nurl = \"{db}\"\n[calcom]\nbase_url = \"{base}\"\nmax_attempts = 1\n\
-             retry_initial_delay_ms = 1\n[log]\nformat = \"{format}\"\n\
-             [[accounts]]\nname = \"berlin\"\ncompany_id = {COMPANY}\napi_key = \"{key}\"\n"
-        ),
-    )
-    .expect("writing the config");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    path
+/// One account with `key`, a single attempt per request, logs in `format`.
+fn config(db: &str, base: &str, key: &str, format: &str) -> ConfigFile {
+    ConfigFile::new(db, base)
+        .set("calcom.max_attempts", 1)
+        .set("calcom.retry_initial_delay_ms", 1)
+        .set("log.format", format)
+        .account(AccountSpec::new("berlin", COMPANY, key))
 }
 
 fn calsync(config: &Path, command_word: &str) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calsync"));
+    let mut command = binary::calsync();
     command.args(["--config", config.to_str().unwrap(), command_word]);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "RUST_LOG" || name == "CALCOM_ALLOW_OVERWRITES" {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command.stdin(Stdio::null()).kill_on_drop(true);
     command
 }
 
@@ -128,74 +111,42 @@ async fn once(config: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `calsync run` until it answers, a SIGHUP with a bad file, then SIGTERM.
-async fn rejected_reload(config: &Path) -> String {
+/// `calsync run` with `config` (and a port to answer on) until it answers, a
+/// SIGHUP with a bad file, then SIGTERM; everything it printed.
+async fn rejected_reload(config: ConfigFile, path: &Path) -> String {
     let port = free_port();
-    let text = std::fs::read_to_string(config).unwrap();
-    std::fs::write(
-        config,
-        format!("{text}[server]\nlisten = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
-    let child = calsync(config, "run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting calsync run");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-    wait_listening(&http, &format!("http://127.0.0.1:{port}/healthz")).await;
-    std::fs::write(config, "[sync]\nschedule = \"whenever\"\n").unwrap();
-    let pid = child.id().expect("running").to_string();
-    let kill = |sig: &str| {
-        std::process::Command::new("kill")
-            .args(["-s", sig, &pid])
-            .status()
-            .expect("kill")
-    };
-    kill("HUP");
+    let config = config
+        .set("server.listen", format!("127.0.0.1:{port}"))
+        .write(path);
+    let daemon = DaemonProcess::start(&config, port, config.with_extension("out"), |_| {});
+    daemon.wait_listening().await;
+    ConfigFile::default()
+        .set("sync.schedule", "whenever")
+        .write(&config);
+    assert!(daemon.signal("HUP"));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    kill("TERM");
-    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("calsync run stops on SIGTERM")
-        .expect("its output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let (code, output) = daemon.stop(std::time::Duration::from_secs(30)).await;
+    assert!(
+        code.is_some(),
+        "calsync run did not stop on SIGTERM:\n{output}"
+    );
+    output
 }
 
 /// The logs of a sequence of passes that provoke every runbook's event.
 async fn logs(format: &str) -> String {
     let db = fresh(TestBackend::Sqlite).await;
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            api_keys: vec![API_KEY.into()],
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = simulator(&[API_KEY], 0).await;
     let dir = tempfile::tempdir().unwrap();
-    let good = write_config(
-        dir.path(),
-        "good.toml",
-        &db.url,
-        &sim.base_url(),
-        API_KEY,
-        format,
-    );
-    let revoked = write_config(
-        dir.path(),
-        "revoked.toml",
+    let good = config(&db.url, &sim.base_url(), API_KEY, format);
+    let good_path = good.write(dir.path().join("good.toml"));
+    let revoked = config(
         &db.url,
         &sim.base_url(),
         "cal_live_revoked_000000000000",
         format,
-    );
+    )
+    .write(dir.path().join("revoked.toml"));
     let id = |v: serde_json::Value| v["id"].as_i64().unwrap();
     let edited = id(sim.create_event_type(
         API_KEY,
@@ -209,7 +160,7 @@ async fn logs(format: &str) -> String {
         API_KEY,
         json!({"title": "Trim", "slug": "trim", "lengthInMinutes": 15}),
     ));
-    let mut all = once(&good).await;
+    let mut all = once(&good_path).await;
 
     sim.edit_event_type(edited, json!({"title": "Cut & style"}));
     sim.delete_event_type(deleted);
@@ -238,9 +189,9 @@ async fn logs(format: &str) -> String {
         },
         times: 0,
     });
-    all.push_str(&once(&good).await);
+    all.push_str(&once(&good_path).await);
     all.push_str(&once(&revoked).await);
-    all.push_str(&rejected_reload(&good).await);
+    all.push_str(&rejected_reload(good, &good_path).await);
     all
 }
 

@@ -11,7 +11,8 @@ use calsync::reconcile::PassReport;
 use calsync::reconcile::report::Item;
 use serde_json::{Value, json};
 
-use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, haircut, scenario};
+use crate::support::app::{ACCOUNT, API_KEY, COMPANY, TestApp, haircut, scenario};
+use crate::support::config::AccountSpec;
 use crate::support::db::{PlatformService, TestBackend, backend_tests};
 
 // ---------------------------------------------------------------- fixtures

@@ -12,17 +12,19 @@
 //! role still connects; the failing-credential cases use an unknown role and a
 //! wrong MariaDB password, which the servers do refuse.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use calsync::simulate::{Fault, FaultKind, SimConfig, Simulator};
+use calsync::simulate::{Fault, FaultKind, Simulator};
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
 
-use crate::support::db::{TestBackend, TestDb, empty, fresh};
+use crate::support::binary;
+use crate::support::config::{AccountSpec, ConfigFile, toml_string, write_text};
+use crate::support::daemon::DaemonProcess;
+use crate::support::db::{TestBackend, TestDb, admin_url, empty, fresh};
+use crate::support::net::free_port;
+use crate::support::simulator::simulator;
 
 const API_KEY: &str = "cal_live_sec_9f8e7d6c5b4a3210fedc";
 const REVOKED_KEY: &str = "cal_live_sec_revoked_11223344aabb";
@@ -42,7 +44,6 @@ const SECRETS: &[&str] = &[
     SHORT_TOKEN,
 ];
 
-const BIN: &str = env!("CARGO_BIN_EXE_calsync");
 const RUN_TIMEOUT: Duration = Duration::from_secs(25);
 const WAIT: Duration = Duration::from_secs(25);
 
@@ -57,19 +58,6 @@ fn assert_no_secret(channel: &str, text: &str) {
             &secret[..8]
         );
     }
-}
-
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-/// Writes `text` as `calsync.toml` with the given mode.
-fn write_config(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("writing the config");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    path
 }
 
 struct Out {
@@ -89,19 +77,8 @@ async fn calsync(config: &Path, args: &[&str]) -> Out {
 
 /// Runs `calsync --config CONFIG ARGS` with no inherited calsync environment.
 async fn run_calsync(config: &Path, args: &[&str]) -> Out {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" || name == "RUST_LOG" {
-            command.env_remove(name.as_ref());
-        }
-    }
+    let mut command = binary::calsync();
+    command.arg("--config").arg(config).args(args);
     let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
         .await
         .unwrap_or_else(|_| panic!("calsync {args:?} did not finish"))
@@ -131,17 +108,12 @@ fn read_logs(dir: &Path) -> String {
     text
 }
 
-fn admin_url() -> String {
-    std::env::var("CALSYNC_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 static ROLE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// Creates (once per run) the login role `calsync_sec` with [`DB_PASSWORD`].
 async fn ensure_role() {
     ROLE.get_or_init(|| async {
-        let mut admin = sqlx::PgConnection::connect(&admin_url())
+        let mut admin = sqlx::PgConnection::connect(&admin_url(TestBackend::Postgres))
             .await
             .expect("the PostgreSQL test server is unreachable");
         let create = format!(
@@ -167,12 +139,12 @@ async fn ensure_role() {
 async fn database_for_role() -> TestDb {
     ensure_role().await;
     let db = empty(TestBackend::Postgres).await;
-    let mut admin = sqlx::PgConnection::connect(&admin_url())
+    let mut admin = sqlx::PgConnection::connect(&admin_url(TestBackend::Postgres))
         .await
         .expect("admin connection");
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE \"{}\" OWNER TO {DB_ROLE}",
-        database_name(&db)
+        db.name()
     )))
     .execute(&mut admin)
     .await
@@ -181,28 +153,12 @@ async fn database_for_role() -> TestDb {
     db
 }
 
-fn database_name(db: &TestDb) -> String {
-    url::Url::parse(&db.url)
-        .expect("test URL")
-        .path()
-        .trim_start_matches('/')
-        .to_owned()
-}
-
 /// `postgres://calsync_sec:<password>@127.0.0.1:<port>/<db>`.
 fn role_url(db: &TestDb, password: &str, port: u16) -> String {
     format!(
         "postgres://{DB_ROLE}:{password}@127.0.0.1:{port}/{}",
-        database_name(db)
+        db.name()
     )
-}
-
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// The text columns a failure can write into: `services.sync_error` and
@@ -244,19 +200,6 @@ fn echoing_401(key: &str) -> Fault {
     .times(0)
 }
 
-async fn simulator(keys: &[&str], seed: usize) -> Simulator {
-    Simulator::start(
-        "127.0.0.1:0".parse().expect("loopback"),
-        SimConfig {
-            api_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-            seed_event_types: seed,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulator")
-}
-
 struct ConfigSpec<'a> {
     database_url: &'a str,
     base_url: &'a str,
@@ -265,83 +208,46 @@ struct ConfigSpec<'a> {
     admin_token: Option<&'a str>,
     listen: Option<u16>,
     log_dir: &'a Path,
-    extra: &'a str,
 }
 
-fn config_text(c: &ConfigSpec<'_>) -> String {
-    let mut text = format!(
-        "[database]\nurl = {}\n\n[calcom]\nbase_url = {}\nmax_attempts = 2\nretry_initial_delay_ms = 10\ntimeout_secs = 5\n\n\
-         [sync]\nschedule = \"0 0 0 1 1 *\"\njitter_secs = 0\n\n[log]\ndirectory = {}\n",
-        toml_string(c.database_url),
-        toml_string(c.base_url),
-        toml_string(&c.log_dir.display().to_string()),
-    );
-    text.push_str("\n[server]\n");
+/// Fast retries, a schedule that never fires, logs in `log_dir`.
+fn config(c: &ConfigSpec<'_>) -> ConfigFile {
+    let mut file = ConfigFile::new(c.database_url, c.base_url)
+        .set("calcom.max_attempts", 2)
+        .set("calcom.retry_initial_delay_ms", 10)
+        .set("calcom.timeout_secs", 5)
+        .set("sync.schedule", "0 0 0 1 1 *")
+        .set("sync.jitter_secs", 0)
+        .set("log.directory", c.log_dir.display().to_string());
     if let Some(port) = c.listen {
-        text.push_str(&format!("listen = \"127.0.0.1:{port}\"\n"));
+        file = file.set("server.listen", format!("127.0.0.1:{port}"));
     }
     if let Some(token) = c.admin_token {
-        text.push_str(&format!("admin_token = {}\n", toml_string(token)));
+        file = file.set("server.admin_token", token);
     }
     for (name, company, key) in c.accounts {
-        text.push_str(&format!(
-            "\n[[accounts]]\nname = {}\ncompany_id = {company}\napi_key = {}\n",
-            toml_string(name),
-            toml_string(key)
-        ));
+        file = file.account(AccountSpec::new(name, *company, key));
     }
-    text.push_str(c.extra);
-    text
+    file
 }
 
 // ====================================================================== daemon
 
-/// `calsync run` with its output drained as it comes.
+/// `calsync run`, its output next to its config (`NAME.out`).
 struct Daemon {
-    child: Child,
-    port: u16,
-    output: tokio::task::JoinHandle<String>,
-    http: reqwest::Client,
+    process: DaemonProcess,
 }
 
 impl Daemon {
     async fn start(config: &Path, port: u16) -> Daemon {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CALSYNC_") || name == "CALCOM_ALLOW_OVERWRITES" {
-                command.env_remove(name.as_ref());
-            }
-        }
-        let mut child = command.spawn().expect("starting calsync run");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let output = tokio::spawn(async move {
-            let (mut a, mut b) = (String::new(), String::new());
-            let _ = tokio::join!(stdout.read_to_string(&mut a), stderr.read_to_string(&mut b));
-            a + &b
-        });
+        let output = config.with_extension("out");
         Daemon {
-            child,
-            port,
-            output,
-            http: reqwest::Client::new(),
+            process: DaemonProcess::start(config, port, output, |_| {}),
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.process.url(path)
     }
 
     /// `(status, body)`; the body is checked for secrets.
@@ -352,7 +258,7 @@ impl Daemon {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, String) {
-        let mut request = self.http.request(method.clone(), self.url(path));
+        let mut request = self.process.http.request(method.clone(), self.url(path));
         if let Some(t) = token {
             request = request.bearer_auth(t);
         }
@@ -377,26 +283,17 @@ impl Daemon {
         self.call(reqwest::Method::POST, path, token, None).await
     }
 
-    /// Waits until the server answers at all.
     async fn wait_listening(&self) {
-        crate::support::net::wait_listening(&self.http, &self.url("/healthz")).await;
+        self.process.wait_listening().await;
     }
 
     async fn wait_ready(&self) {
-        crate::support::net::wait_ok(&self.http, &self.url("/readyz")).await;
+        self.process.wait_ready().await;
     }
 
     /// SIGTERM, then everything it printed.
-    async fn stop(mut self) -> String {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-s", "TERM", &pid.to_string()])
-                .status();
-        }
-        if tokio::time::timeout(WAIT, self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-        self.output.await.unwrap_or_default()
+    async fn stop(self) -> String {
+        self.process.stop(WAIT).await.1
     }
 }
 
@@ -421,20 +318,15 @@ async fn no_cli_command_shows_a_secret_in_its_output_logs_or_error_columns() {
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("logs");
     let url = role_url(&db, DB_PASSWORD, 5432);
-    let config = write_config(
-        dir.path(),
-        "calsync.toml",
-        &config_text(&ConfigSpec {
-            database_url: &url,
-            base_url: &sim.base_url(),
-            accounts: &[("berlin", 1, API_KEY)],
-            admin_token: Some(ADMIN_TOKEN),
-            listen: None,
-            log_dir: &logs,
-            extra: "",
-        }),
-        0o600,
-    );
+    let config = config(&ConfigSpec {
+        database_url: &url,
+        base_url: &sim.base_url(),
+        accounts: &[("berlin", 1, API_KEY)],
+        admin_token: Some(ADMIN_TOKEN),
+        listen: None,
+        log_dir: &logs,
+    })
+    .write(dir.path().join("calsync.toml"));
 
     let checked = calsync(&config, &["check-config"]).await;
     assert_eq!(checked.code, 0, "{}", checked.stderr);
@@ -520,23 +412,20 @@ async fn failing_cli_commands_show_no_secret() {
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("logs");
     let good_url = role_url(&db, DB_PASSWORD, 5432);
-    let write = |name: &str, url: &str, accounts: &[(&str, i64, &str)], extra: &str| {
-        write_config(
-            dir.path(),
-            name,
-            &config_text(&ConfigSpec {
-                database_url: url,
-                base_url: &sim.base_url(),
-                accounts,
-                admin_token: Some(ADMIN_TOKEN),
-                listen: None,
-                log_dir: &logs,
-                extra,
-            }),
-            0o600,
-        )
+    let with = |url: &str, accounts: &[(&str, i64, &str)]| {
+        config(&ConfigSpec {
+            database_url: url,
+            base_url: &sim.base_url(),
+            accounts,
+            admin_token: Some(ADMIN_TOKEN),
+            listen: None,
+            log_dir: &logs,
+        })
     };
-    let good = write("good.toml", &good_url, &[("berlin", 1, API_KEY)], "");
+    let write = |name: &str, url: &str, accounts: &[(&str, i64, &str)]| {
+        with(url, accounts).write(dir.path().join(name))
+    };
+    let good = write("good.toml", &good_url, &[("berlin", 1, API_KEY)]);
     assert_eq!(calsync(&good, &["migrate"]).await.code, 0);
 
     // A revoked key, whose 401 echoes it.
@@ -544,7 +433,6 @@ async fn failing_cli_commands_show_no_secret() {
         "revoked.toml",
         &good_url,
         &[("berlin", 1, API_KEY), ("porto", 2, REVOKED_KEY)],
-        "",
     );
     let once = calsync(&revoked, &["once"]).await;
     assert_eq!(once.code, 2, "{}{}", once.stdout, once.stderr);
@@ -563,13 +451,10 @@ async fn failing_cli_commands_show_no_secret() {
     );
 
     // The database unreachable, refused, or reached with a wrong password.
-    let unreachable = role_url(&db, DB_PASSWORD, closed_port());
+    let unreachable = role_url(&db, DB_PASSWORD, free_port());
     let unknown_role = format!(
         "postgres://calsync_nobody:{WRONG_PASSWORD}@127.0.0.1:5432/{}",
-        url::Url::parse(&db.url)
-            .expect("url")
-            .path()
-            .trim_start_matches('/')
+        db.name()
     );
     let wrong_mariadb = format!("mysql://root:{WRONG_PASSWORD}@127.0.0.1:3306/test");
     let bad_port = format!("postgres://{DB_ROLE}:{DB_PASSWORD}@127.0.0.1:notaport/x");
@@ -581,7 +466,7 @@ async fn failing_cli_commands_show_no_secret() {
         ("bad-port.toml", bad_port.as_str()),
         ("bad-option.toml", bad_option.as_str()),
     ] {
-        let config = write(name, url, &[("berlin", 1, API_KEY)], "");
+        let config = write(name, url, &[("berlin", 1, API_KEY)]);
         for args in [
             &["migrate"][..],
             &["once"],
@@ -606,24 +491,15 @@ async fn failing_cli_commands_show_no_secret() {
         "wrong-password.toml",
         &role_url(&db, WRONG_PASSWORD, 5432),
         &[("berlin", 1, API_KEY)],
-        "",
     );
     for args in [&["check-config"][..], &["migrate"], &["once"], &["drift"]] {
         calsync(&wrong, args).await;
     }
 
     // Bad configurations that hold secrets.
-    let bad_value = write_config(
-        dir.path(),
-        "bad-value.toml",
-        &std::fs::read_to_string(&good)
-            .expect("reading the config")
-            .replace(
-                "jitter_secs = 0",
-                "jitter_secs = 0\nmax_concurrent_accounts = 0",
-            ),
-        0o600,
-    );
+    let bad_value = with(&good_url, &[("berlin", 1, API_KEY)])
+        .set("sync.max_concurrent_accounts", 0)
+        .write(dir.path().join("bad-value.toml"));
     let out = calsync(&bad_value, &["check-config"]).await;
     assert_eq!(out.code, 2);
     assert!(
@@ -631,31 +507,23 @@ async fn failing_cli_commands_show_no_secret() {
         "{}",
         out.stderr
     );
-    let short_token = write_config(
-        dir.path(),
-        "short-token.toml",
-        &config_text(&ConfigSpec {
-            database_url: &good_url,
-            base_url: &sim.base_url(),
-            accounts: &[("berlin", 1, API_KEY)],
-            admin_token: Some(SHORT_TOKEN),
-            listen: None,
-            log_dir: &logs,
-            extra: "",
-        }),
-        0o600,
-    );
+    let short_token = config(&ConfigSpec {
+        database_url: &good_url,
+        base_url: &sim.base_url(),
+        accounts: &[("berlin", 1, API_KEY)],
+        admin_token: Some(SHORT_TOKEN),
+        listen: None,
+        log_dir: &logs,
+    })
+    .write(dir.path().join("short-token.toml"));
     for args in [&["check-config"][..], &["once"], &["run"]] {
         let out = calsync(&short_token, args).await;
         assert_eq!(out.code, 2);
         assert!(out.stderr.contains("server.admin_token"), "{}", out.stderr);
     }
-    let unknown_key = write(
-        "unknown-key.toml",
-        &good_url,
-        &[("berlin", 1, API_KEY)],
-        "\n[bogus]\napi_key = \"x\"\n",
-    );
+    let unknown_key = with(&good_url, &[("berlin", 1, API_KEY)])
+        .set("bogus.api_key", "x")
+        .write(dir.path().join("unknown-key.toml"));
     assert_eq!(calsync(&unknown_key, &["check-config"]).await.code, 2);
 
     let columns = error_columns(&db).await;
@@ -673,21 +541,16 @@ async fn debug_and_trace_logs_show_no_secret() {
     let logs = dir.path().join("logs");
     let url = role_url(&db, DB_PASSWORD, 5432);
     for level in ["debug", "trace"] {
-        let config = write_config(
-            dir.path(),
-            &format!("{level}.toml"),
-            &config_text(&ConfigSpec {
-                database_url: &url,
-                base_url: &sim.base_url(),
-                accounts: &[("berlin", 1, API_KEY), ("porto", 2, REVOKED_KEY)],
-                admin_token: Some(ADMIN_TOKEN),
-                listen: None,
-                log_dir: &logs,
-                extra: "",
-            })
-            .replace("[log]\n", &format!("[log]\nlevel = \"{level}\"\n")),
-            0o600,
-        );
+        let config = config(&ConfigSpec {
+            database_url: &url,
+            base_url: &sim.base_url(),
+            accounts: &[("berlin", 1, API_KEY), ("porto", 2, REVOKED_KEY)],
+            admin_token: Some(ADMIN_TOKEN),
+            listen: None,
+            log_dir: &logs,
+        })
+        .set("log.level", level)
+        .write(dir.path().join(format!("{level}.toml")));
         assert_eq!(calsync(&config, &["migrate"]).await.code, 0);
         let once = calsync(&config, &["once"]).await;
         assert_eq!(once.code, 2, "porto's key is refused");
@@ -733,7 +596,7 @@ async fn a_syntax_error_on_a_secret_line_never_echoes_the_secret() {
         ),
     ];
     for (name, text) in &broken {
-        let config = write_config(dir.path(), name, text, 0o600);
+        let config = write_text(dir.path().join(name), text, 0o600);
         for args in [&["check-config"][..], &["once"]] {
             let out = run_calsync(&config, args).await;
             assert_eq!(out.code, 2, "{name} {args:?}");
@@ -753,17 +616,17 @@ async fn a_syntax_error_on_a_secret_line_never_echoes_the_secret() {
     let sim = simulator(&[API_KEY], 1).await;
     let db = fresh(TestBackend::Sqlite).await;
     let logs = dir.path().join("logs");
-    let port = closed_port();
-    let good = config_text(&ConfigSpec {
+    let port = free_port();
+    let good = config(&ConfigSpec {
         database_url: &db.url,
         base_url: &sim.base_url(),
         accounts: &[("berlin", 1, API_KEY)],
         admin_token: Some(ADMIN_TOKEN),
         listen: Some(port),
         log_dir: &logs,
-        extra: "",
     });
-    let config = write_config(dir.path(), "daemon.toml", &good, 0o600);
+    let config = good.write(dir.path().join("daemon.toml"));
+    let good = good.text();
     let daemon = Daemon::start(&config, port).await;
     daemon.wait_ready().await;
     let typo = good.replace(
@@ -771,11 +634,8 @@ async fn a_syntax_error_on_a_secret_line_never_echoes_the_secret() {
         &format!("api_key = \"{API_KEY}"),
     );
     assert_ne!(typo, good);
-    std::fs::write(&config, typo).expect("editing the config");
-    let pid = daemon.child.id().expect("running").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "HUP", &pid])
-        .status();
+    write_text(&config, &typo, 0o600);
+    assert!(daemon.process.signal("HUP"));
     let deadline = Instant::now() + WAIT;
     while !read_logs(&logs).contains("Config reload rejected") {
         assert!(Instant::now() < deadline, "the reload was never rejected");
@@ -802,21 +662,16 @@ async fn the_daemon_shows_no_secret_in_metrics_health_api_answers_logs_or_error_
     sim.inject_fault(echoing_401(REVOKED_KEY));
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("logs");
-    let port = closed_port();
-    let config = write_config(
-        dir.path(),
-        "calsync.toml",
-        &config_text(&ConfigSpec {
-            database_url: &role_url(&db, DB_PASSWORD, 5432),
-            base_url: &sim.base_url(),
-            accounts: &[("berlin", 1, API_KEY), ("porto", 2, REVOKED_KEY)],
-            admin_token: Some(ADMIN_TOKEN),
-            listen: Some(port),
-            log_dir: &logs,
-            extra: "",
-        }),
-        0o600,
-    );
+    let port = free_port();
+    let config = config(&ConfigSpec {
+        database_url: &role_url(&db, DB_PASSWORD, 5432),
+        base_url: &sim.base_url(),
+        accounts: &[("berlin", 1, API_KEY), ("porto", 2, REVOKED_KEY)],
+        admin_token: Some(ADMIN_TOKEN),
+        listen: Some(port),
+        log_dir: &logs,
+    })
+    .write(dir.path().join("calsync.toml"));
     assert_eq!(calsync(&config, &["migrate"]).await.code, 0);
     let daemon = Daemon::start(&config, port).await;
     daemon.wait_ready().await;
@@ -898,25 +753,20 @@ async fn a_daemon_without_its_database_shows_no_secret() {
     let sim = simulator(&[API_KEY], 1).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("logs");
-    let port = closed_port();
+    let port = free_port();
     let url = format!(
         "postgres://{DB_ROLE}:{DB_PASSWORD}@127.0.0.1:{}/nowhere",
-        closed_port()
+        free_port()
     );
-    let config = write_config(
-        dir.path(),
-        "calsync.toml",
-        &config_text(&ConfigSpec {
-            database_url: &url,
-            base_url: &sim.base_url(),
-            accounts: &[("berlin", 1, API_KEY)],
-            admin_token: Some(ADMIN_TOKEN),
-            listen: Some(port),
-            log_dir: &logs,
-            extra: "",
-        }),
-        0o600,
-    );
+    let config = config(&ConfigSpec {
+        database_url: &url,
+        base_url: &sim.base_url(),
+        accounts: &[("berlin", 1, API_KEY)],
+        admin_token: Some(ADMIN_TOKEN),
+        listen: Some(port),
+        log_dir: &logs,
+    })
+    .write(dir.path().join("calsync.toml"));
     let daemon = Daemon::start(&config, port).await;
     daemon.wait_listening().await;
     let deadline = Instant::now() + WAIT;
@@ -952,55 +802,51 @@ async fn a_daemon_without_its_database_shows_no_secret() {
 async fn a_config_file_with_secrets_readable_by_others_is_warned_about_by_name() {
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("logs");
-    let key_file = write_config(dir.path(), "key", API_KEY, 0o600);
-    let with_secret = |db_url: &str, key_line: &str| {
-        format!(
-            "[database]\nurl = {}\n[log]\ndirectory = {}\n[[accounts]]\nname = \"berlin\"\ncompany_id = 1\n{key_line}\n",
-            toml_string(db_url),
-            toml_string(&logs.display().to_string())
-        )
+    let key_file = write_text(dir.path().join("key"), API_KEY, 0o600);
+    let with_secret = |db_url: &str, account: AccountSpec| {
+        ConfigFile::default()
+            .set("database.url", db_url)
+            .set("log.directory", logs.display().to_string())
+            .account(account)
     };
-    let key_line = format!("api_key = {}", toml_string(API_KEY));
-    let file_line = format!(
-        "api_key_file = {}",
-        toml_string(&key_file.display().to_string())
-    );
+    let key_inline = AccountSpec::new("berlin", 1, API_KEY);
+    let key_in_file = AccountSpec::new("berlin", 1, API_KEY).key_file(&key_file);
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display());
     let password_url = format!("postgres://{DB_ROLE}:{DB_PASSWORD}@127.0.0.1:5432/x");
     let cases = [
         (
             "open-key.toml",
-            with_secret(&sqlite, &key_line),
+            with_secret(&sqlite, key_inline.clone()),
             0o644,
             true,
         ),
         (
             "open-url.toml",
-            with_secret(&password_url, &file_line),
+            with_secret(&password_url, key_in_file.clone()),
             0o644,
             true,
         ),
         (
             "group-key.toml",
-            with_secret(&sqlite, &key_line),
+            with_secret(&sqlite, key_inline.clone()),
             0o640,
             true,
         ),
         (
             "closed-key.toml",
-            with_secret(&sqlite, &key_line),
+            with_secret(&sqlite, key_inline.clone()),
             0o600,
             false,
         ),
         (
             "open-no-secret.toml",
-            with_secret(&sqlite, &file_line),
+            with_secret(&sqlite, key_in_file.clone()),
             0o644,
             false,
         ),
     ];
     for (name, text, mode, warned) in cases {
-        let config = write_config(dir.path(), name, &text, mode);
+        let config = text.write_with_mode(dir.path().join(name), mode);
         let out = calsync(&config, &["check-config"]).await;
         assert_eq!(out.code, 0, "{name}: {}", out.stderr);
         let warnings: Vec<&str> = out
@@ -1033,21 +879,16 @@ async fn api_daemon(admin_token: Option<&str>) -> (Daemon, TestDb, Simulator, te
     let db = fresh(TestBackend::Sqlite).await;
     let sim = simulator(&[API_KEY], 2).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = closed_port();
-    let config = write_config(
-        dir.path(),
-        "calsync.toml",
-        &config_text(&ConfigSpec {
-            database_url: &db.url,
-            base_url: &sim.base_url(),
-            accounts: &[("berlin", 1, API_KEY)],
-            admin_token,
-            listen: Some(port),
-            log_dir: &dir.path().join("logs"),
-            extra: "",
-        }),
-        0o600,
-    );
+    let port = free_port();
+    let config = config(&ConfigSpec {
+        database_url: &db.url,
+        base_url: &sim.base_url(),
+        accounts: &[("berlin", 1, API_KEY)],
+        admin_token,
+        listen: Some(port),
+        log_dir: &dir.path().join("logs"),
+    })
+    .write(dir.path().join("calsync.toml"));
     let daemon = Daemon::start(&config, port).await;
     daemon.wait_ready().await;
     (daemon, db, sim, dir)
@@ -1079,6 +920,7 @@ async fn the_operator_api_needs_the_right_token_and_refuses_large_bodies() {
     }
     // A token in the wrong scheme is no token.
     let (status, _) = daemon
+        .process
         .http
         .post(daemon.url("/api/v1/reconcile"))
         .header("authorization", format!("Basic {ADMIN_TOKEN}"))
@@ -1122,6 +964,7 @@ async fn the_operator_api_needs_the_right_token_and_refuses_large_bodies() {
     assert_eq!(service["service_id"], 1);
     // Headers are bounded too: an oversized one is refused, and the server goes on.
     let oversized = daemon
+        .process
         .http
         .get(daemon.url("/api/v1/drift"))
         .bearer_auth(ADMIN_TOKEN)

@@ -8,7 +8,8 @@ use calsync::simulate::{ListingRace, Normalise};
 use calsync::store::{DriftRecord, DriftState};
 use serde_json::{Value, json};
 
-use crate::support::app::{ACCOUNT, API_KEY, AccountSpec, COMPANY, TestApp, haircut, scenario};
+use crate::support::app::{ACCOUNT, API_KEY, COMPANY, TestApp, haircut, scenario};
+use crate::support::config::AccountSpec;
 use crate::support::db::{PlatformService, backend_tests};
 
 async fn imported(app: &TestApp, fields: Value) -> (i64, ServiceId) {

@@ -43,7 +43,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
+use super::config::{AccountSpec, ConfigFile};
 use super::db::{RawService, TestBackend, TestDb, fresh};
+use super::logs::LogCapture;
 
 /// The account every scenario has unless it configures its own.
 pub const ACCOUNT: &str = "berlin";
@@ -55,50 +57,6 @@ pub const API_KEY: &str = "cal_live_berlin_7f3a9c0d1e2b4a6f";
 /// Bounded waits: long enough for a slow CI machine, short enough to fail a hung
 /// test in reasonable time.
 const WAIT: Duration = Duration::from_secs(30);
-
-/// One `[[accounts]]` entry.
-#[derive(Debug, Clone)]
-pub struct AccountSpec {
-    pub name: String,
-    pub company_id: i64,
-    pub api_key: String,
-    pub team_ids: Vec<i64>,
-    pub org_id: Option<i64>,
-    /// Whether the simulator knows the key; an unknown `cal_` key gets HTTP 401,
-    /// as a revoked key does in Cal.com.
-    pub valid: bool,
-}
-
-impl AccountSpec {
-    pub fn new(name: &str, company_id: i64, api_key: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            company_id,
-            api_key: api_key.to_owned(),
-            team_ids: Vec::new(),
-            org_id: None,
-            valid: true,
-        }
-    }
-
-    /// Also lists (and pushes through) this team's event types.
-    pub fn team(mut self, team_id: i64) -> Self {
-        self.team_ids.push(team_id);
-        self
-    }
-
-    /// Also lists the organization's teams' event types (paged).
-    pub fn org(mut self, org_id: i64) -> Self {
-        self.org_id = Some(org_id);
-        self
-    }
-
-    /// A key Cal.com rejects with 401.
-    pub fn revoked(mut self) -> Self {
-        self.valid = false;
-        self
-    }
-}
 
 /// Options of a [`TestApp`] beyond the defaults.
 pub struct TestAppBuilder {
@@ -143,7 +101,9 @@ impl TestAppBuilder {
         .expect("starting the Cal.com simulator");
         let proxy = Proxy::start(calcom.base_url()).await;
 
-        let toml = settings_toml(&db.url, &proxy.base_url(), &self.accounts);
+        let toml = scenario_config(&db.url, &proxy.base_url())
+            .accounts(&self.accounts)
+            .text();
         let settings = Config::from_toml(&toml)
             .unwrap_or_else(|e| panic!("test settings do not parse: {e}\n{toml}"))
             .validate()
@@ -163,46 +123,14 @@ impl TestAppBuilder {
     }
 }
 
-/// A TOML string literal.
-pub fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-/// The `[calcom]` options of the scenarios: fast retries, no throttling.
-const SCENARIO_CALCOM: &str = "timeout_secs = 20\nrequests_per_minute = 100000\nmax_attempts = 2\nretry_initial_delay_ms = 1\n";
-
-fn settings_toml(database_url: &str, base_url: &str, accounts: &[AccountSpec]) -> String {
-    accounts_toml(database_url, base_url, SCENARIO_CALCOM, accounts)
-}
-
-/// A config file: the database, `[calcom]` with `base_url` and the given option
-/// lines, and one `[[accounts]]` entry per spec. The one config writer of the
-/// test suite's rigs.
-pub fn accounts_toml(
-    database_url: &str,
-    base_url: &str,
-    calcom: &str,
-    accounts: &[AccountSpec],
-) -> String {
-    let mut toml = format!(
-        "[database]\nurl = {}\nmax_connections = 4\n\n[calcom]\nbase_url = {}\n{calcom}\n",
-        toml_string(database_url),
-        toml_string(base_url),
-    );
-    for a in accounts {
-        let teams: Vec<String> = a.team_ids.iter().map(i64::to_string).collect();
-        toml.push_str(&format!(
-            "\n[[accounts]]\nname = {}\ncompany_id = {}\napi_key = {}\nteam_ids = [{}]\n",
-            toml_string(&a.name),
-            a.company_id,
-            toml_string(&a.api_key),
-            teams.join(", "),
-        ));
-        if let Some(org) = a.org_id {
-            toml.push_str(&format!("org_id = {org}\n"));
-        }
-    }
-    toml
+/// The scenarios' settings: fast retries, no throttling.
+fn scenario_config(database_url: &str, base_url: &str) -> ConfigFile {
+    ConfigFile::new(database_url, base_url)
+        .set("database.max_connections", 4)
+        .set("calcom.timeout_secs", 20)
+        .set("calcom.requests_per_minute", 100_000)
+        .set("calcom.max_attempts", 2)
+        .set("calcom.retry_initial_delay_ms", 1)
 }
 
 /// calsync wired to its own database and simulator; see the module docs.
@@ -616,60 +544,6 @@ async fn forward(
     }
     let bytes = answer.bytes().await?;
     Ok(response.body(Full::new(bytes))?)
-}
-
-// ---------------------------------------------------------------------- logs
-
-/// Collects the log lines of the passes this app runs (scoped to its futures, so
-/// tests running in parallel never see each other's lines).
-struct LogCapture {
-    buffer: LogBuffer,
-    dispatch: tracing::Dispatch,
-}
-
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl LogCapture {
-    fn new() -> Self {
-        let buffer = LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buffer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        Self {
-            buffer,
-            dispatch: tracing::Dispatch::new(subscriber),
-        }
-    }
-
-    fn dispatch(&self) -> tracing::Dispatch {
-        self.dispatch.clone()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&lock(&self.buffer.0)).into_owned()
-    }
 }
 
 /// One scenario per backend, each with its own default [`TestApp`] as `$app`:

@@ -122,7 +122,8 @@ pub async fn empty(backend: TestBackend) -> TestDb {
     }
 }
 
-fn admin_url(backend: TestBackend) -> String {
+/// The admin connection URL of a database server (see the module docs).
+pub fn admin_url(backend: TestBackend) -> String {
     let (var, default) = match backend {
         TestBackend::Postgres => ("CALSYNC_TEST_POSTGRES_URL", POSTGRES_ADMIN),
         TestBackend::MariaDb => ("CALSYNC_TEST_MARIADB_URL", MARIADB_ADMIN),
@@ -542,6 +543,30 @@ impl TestDb {
         .unwrap_or_else(|e| panic!("count failed on {}: {e}", self.backend))
     }
 
+    /// The database's name on its server (PostgreSQL, MariaDB).
+    pub fn name(&self) -> String {
+        url::Url::parse(&self.url)
+            .expect("test database URL")
+            .path()
+            .trim_start_matches('/')
+            .to_owned()
+    }
+
+    /// The address of the database server (PostgreSQL, MariaDB), e.g. to put a
+    /// [`super::tcp_proxy::TcpProxy`] in front of it.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        let url = url::Url::parse(&self.url).expect("test database URL");
+        let host = url.host_str().expect("a host");
+        let port = url.port_or_known_default().unwrap_or(match self.backend {
+            TestBackend::Postgres => 5432,
+            TestBackend::MariaDb => 3306,
+            TestBackend::Sqlite => unreachable!("SQLite has no server"),
+        });
+        format!("{host}:{port}")
+            .parse()
+            .expect("a loopback address")
+    }
+
     /// The DDL of `services` (columns, types, defaults, indexes) as the catalog
     /// reports it, to prove a table was left unchanged.
     pub async fn services_ddl(&self) -> Vec<String> {
@@ -620,3 +645,27 @@ macro_rules! backend_tests {
     };
 }
 pub(crate) use backend_tests;
+
+/// Like `backend_tests!`, for the database servers only (a TCP proxy cannot stand
+/// between calsync and a SQLite file).
+macro_rules! server_tests {
+    ($name:ident, |$backend:ident : TestBackend| $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $backend = $crate::support::db::TestBackend::Postgres;
+                $body.await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                let $backend = $crate::support::db::TestBackend::MariaDb;
+                $body.await
+            }
+        }
+    };
+}
+pub(crate) use server_tests;
