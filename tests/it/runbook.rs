@@ -6,7 +6,8 @@
 //!
 //! The logs come from `calsync once` runs against a simulator that provoke each
 //! event: a Cal.com edit (PROTECTION), a deleted event type (orphan), an
-//! unreadable record, a refused push, a revoked key (failed pass, HTTP 401).
+//! unreadable record, a push Cal.com refuses (HTTP 400: it needs a human), a
+//! revoked key (failed pass, HTTP 401), and a pass the blast-radius guard holds.
 //! A short `calsync run` adds the daemon's own line: a rejected reload.
 
 use std::path::Path;
@@ -184,13 +185,20 @@ async fn logs(format: &str) -> String {
         path_prefix: None,
         api_key: None,
         kind: FaultKind::Status {
-            status: 500,
+            status: 400,
             body: None,
         },
         times: 0,
     });
     all.push_str(&once(&good_path).await);
     all.push_str(&once(&revoked).await);
+    // Another event type gone: with a guard that allows no orphan, the pass is held.
+    sim.delete_event_type(edited);
+    let guarded = config(&db.url, &sim.base_url(), API_KEY, format)
+        .set("sync.guard.min_services", 1)
+        .set("sync.guard.max_orphan_percent", 0)
+        .write(dir.path().join("guarded.toml"));
+    all.push_str(&once(&guarded).await);
     all.push_str(&rejected_reload(good, &good_path).await);
     all
 }
