@@ -200,11 +200,8 @@ pub async fn print_drift(
 ) -> anyhow::Result<usize> {
     use crate::store::DriftState;
     let records = store.drift_records(state, account).await?;
-    let decisions = if state == DriftState::All {
-        store.decisions(None, account, 200).await?
-    } else {
-        Vec::new()
-    };
+    // Each entry shows the decisions taken on it; `--state all` lists the journal.
+    let decisions = store.decisions(None, account, 1000).await?;
     match format {
         Format::Json => println!(
             "{}",

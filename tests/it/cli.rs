@@ -354,6 +354,207 @@ async fn once_records_drift_and_drift_json_lists_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_decisions_adopt_acknowledge_and_unacknowledge_from_the_command_line() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    let service = id.0.to_string();
+    setup.edit_in_calcom(
+        et,
+        json!({"lengthInMinutes": 45, "title": "Haircut deluxe"}),
+    );
+    assert_eq!(setup.run(&["once"]).await.code, 0);
+
+    let adopt = setup
+        .run(&[
+            "drift",
+            "adopt",
+            "--service",
+            &service,
+            "--field",
+            "duration_minutes",
+            "--note",
+            "the salon lengthened it",
+            "--by",
+            "maria",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(adopt.code, 0, "{adopt:?}");
+    let done = adopt.json();
+    assert_eq!(
+        (
+            done["kind"].clone(),
+            done["by"].clone(),
+            done["fields"].clone()
+        ),
+        (json!("adopt"), json!("maria"), json!(["duration_minutes"]))
+    );
+    assert_eq!(setup.db.raw_service(id).await.duration_minutes, 45);
+
+    let ack = setup
+        .run(&[
+            "drift",
+            "ack",
+            "--service",
+            &service,
+            "--for",
+            "2h",
+            "--note",
+            "rename under discussion",
+        ])
+        .await;
+    assert_eq!(ack.code, 0, "{ack:?}");
+    assert!(ack.stdout.contains("acknowledged name until"), "{ack:?}");
+    let acked = setup
+        .run(&["drift", "--state", "acknowledged", "--format", "json"])
+        .await;
+    assert_eq!(acked.code, 0, "{acked:?}");
+    let entries = acked.json();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries:#}");
+    assert_eq!(entries[0]["acknowledged_note"], "rename under discussion");
+    assert_eq!(entries[0]["decisions"][0]["kind"], "acknowledge");
+
+    let unack = setup.run(&["drift", "unack", "--service", &service]).await;
+    assert_eq!(unack.code, 0, "{unack:?}");
+    let all = setup.run(&["drift", "--state", "all"]).await;
+    assert_eq!(all.code, 0, "{all:?}");
+    for word in [
+        "Decisions (newest first)",
+        "adopt",
+        "acknowledge",
+        "unacknowledge",
+        "maria",
+    ] {
+        assert!(all.stdout.contains(word), "{word} missing:\n{}", all.stdout);
+    }
+    assert!(all.stdout.contains("adopted"), "{}", all.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_decisions_are_refused_naming_the_flag_or_entry_and_change_nothing() {
+    let setup = Setup::new().await;
+    let (et, id) = setup.imported_haircut().await;
+    let service = id.0.to_string();
+    setup.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
+    assert_eq!(setup.run(&["once"]).await.code, 0);
+
+    for (args, expected) in [
+        (
+            vec![
+                "drift",
+                "ack",
+                "--service",
+                &service,
+                "--for",
+                "3x",
+                "--note",
+                "n",
+            ],
+            "--for",
+        ),
+        (
+            vec!["drift", "ack", "--service", &service, "--note", "n"],
+            "--for",
+        ),
+        (
+            vec![
+                "drift",
+                "ack",
+                "--service",
+                &service,
+                "--until",
+                "2001-01-01T00:00:00Z",
+                "--note",
+                "n",
+            ],
+            "is not in the future",
+        ),
+        (
+            vec!["drift", "adopt", "--service", &service, "--field", "nmae"],
+            "--field",
+        ),
+        (
+            vec!["drift", "adopt", "--service", &service, "--field", "price"],
+            "no open drift entry for price",
+        ),
+        (
+            vec!["drift", "unack", "--service", &service],
+            "is not acknowledged",
+        ),
+        (
+            vec!["drift", "adopt", "--service", "999999"],
+            "service 999999",
+        ),
+        (vec!["approve", "--account", "berlin"], "is not held"),
+        (vec!["approve", "--account", "nosuch"], "nosuch"),
+    ] {
+        let run = setup.run(&args).await;
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(expected),
+            "{args:?} should name {expected:?}: {run:?}"
+        );
+    }
+    let decisions = setup.db.store.decisions(None, None, 10).await.unwrap();
+    assert!(decisions.is_empty(), "{decisions:?}");
+    assert_eq!(setup.db.raw_service(id).await.duration_minutes, 30);
+    let json = setup
+        .run(&["approve", "--account", "berlin", "--format", "json"])
+        .await;
+    assert_eq!(json.code, 2);
+    assert!(
+        json.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not held")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_prints_the_field_ownership_in_force_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ConfigFile::new("sqlite://unused.db", "http://127.0.0.1:9")
+        .set("sync.ownership.price", "calcom")
+        .set("sync.ownership.description", "ignore")
+        .account(AccountSpec::new("berlin", COMPANY, API_KEY))
+        .write(dir.path().join("c.toml"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}ownership = {{ visibility = \"calcom\" }}\n"),
+    )
+    .unwrap();
+    let run = calsync(
+        &["--config", config.to_str().unwrap(), "check-config"],
+        &[],
+        &[API_KEY],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "# berlin: name=platform description=ignore duration_minutes=platform visibility=calcom price=calcom"
+        ),
+        "{}",
+        run.stdout
+    );
+
+    let bad = ConfigFile::new("sqlite://unused.db", "http://127.0.0.1:9")
+        .set("sync.ownership.nmae", "calcom")
+        .account(AccountSpec::new("berlin", COMPANY, API_KEY))
+        .write(dir.path().join("bad.toml"));
+    let run = calsync(
+        &["--config", bad.to_str().unwrap(), "check-config"],
+        &[],
+        &[API_KEY],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("sync.ownership.nmae"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_exits_2_on_an_unreadable_record() {
     let setup = Setup::new().await;
     let (et, id) = setup.imported_haircut().await;

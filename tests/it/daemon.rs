@@ -151,6 +151,21 @@ impl Running {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A POST with a JSON body and the admin token.
+    async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .process
+            .http
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     async fn metrics(&self) -> String {
         self.process
             .http
@@ -348,6 +363,123 @@ async fn the_operator_api_needs_the_token_and_answers_the_status_tooltip() {
         .api(reqwest::Method::GET, "/api/v1/services/999999", Some(TOKEN))
         .await;
     assert_eq!(status, 404);
+    let (code, _) = app.stop().await;
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn the_operator_api_adopts_acknowledges_and_approves_with_the_decisions_journaled() {
+    let app = start("0 0 * * * *").await;
+    app.wait_ready().await;
+    for (m, p) in [
+        (reqwest::Method::POST, "/api/v1/services/1/adopt"),
+        (reqwest::Method::POST, "/api/v1/services/1/acknowledge"),
+        (reqwest::Method::POST, "/api/v1/accounts/berlin/approve"),
+        (reqwest::Method::GET, "/api/v1/decisions"),
+    ] {
+        assert_eq!(app.api(m, p, None).await.0, 401, "{p}");
+    }
+    let (_, s) = app
+        .api(reqwest::Method::GET, "/api/v1/services/1", Some(TOKEN))
+        .await;
+    let et = s["calcom_event_type_id"].as_i64().unwrap();
+    assert_eq!(s["ownership"]["duration_minutes"], "platform", "{s}");
+    assert_eq!(s["needs_human"], false, "{s}");
+    app.sim.edit_event_type(
+        et,
+        json!({"lengthInMinutes": 7, "title": "Renamed in Cal.com"}),
+    );
+    app.api(reqwest::Method::POST, "/api/v1/reconcile", Some(TOKEN))
+        .await;
+
+    // Bad bodies are 400s naming the problem; nothing changes.
+    let (status, e) = app
+        .post_json("/api/v1/services/1/adopt", json!({"fields": ["nmae"]}))
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("nmae"), "{e}");
+    let (status, e) = app
+        .post_json("/api/v1/services/1/acknowledge", json!({"note": "x"}))
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = app
+        .post_json(
+            "/api/v1/services/1/acknowledge",
+            json!({"for": "3 fortnights and a bit", "note": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().starts_with("for:"), "{e}");
+    let (status, e) = app
+        .post_json("/api/v1/services/1/adopt", json!({"fields": ["price"]}))
+        .await;
+    assert_eq!(status, 409, "no open entry for price: {e}");
+    let (status, _) = app
+        .post_json("/api/v1/services/999999/adopt", json!({}))
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, done) = app
+        .post_json(
+            "/api/v1/services/1/adopt",
+            json!({"fields": ["duration_minutes"], "note": "the salon changed it"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        (done["kind"].clone(), done["by"].clone()),
+        (json!("adopt"), json!("api"))
+    );
+    let (status, done) = app
+        .post_json(
+            "/api/v1/services/1/acknowledge",
+            json!({"fields": ["name"], "for": "2h", "note": "rename under discussion"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    let (_, acked) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/drift?state=acknowledged",
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(acked.as_array().map(Vec::len), Some(1), "{acked}");
+    assert_eq!(acked[0]["acknowledged_by"], "api");
+    assert_eq!(acked[0]["acknowledged_note"], "rename under discussion");
+    let (_, s) = app
+        .api(reqwest::Method::GET, "/api/v1/services/1", Some(TOKEN))
+        .await;
+    assert_eq!(s["acknowledged_drift"][0]["field"], "name", "{s}");
+    assert_eq!(s["decisions"].as_array().map(Vec::len), Some(2), "{s}");
+
+    // Not held: approving is refused (409); an unknown account is a 404.
+    let (status, e) = app
+        .post_json("/api/v1/accounts/berlin/approve", json!({"note": "x"}))
+        .await;
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("is not held"), "{e}");
+    assert_eq!(
+        app.post_json("/api/v1/accounts/nosuch/approve", json!({}))
+            .await
+            .0,
+        404
+    );
+    let (_, journal) = app
+        .api(reqwest::Method::GET, "/api/v1/decisions", Some(TOKEN))
+        .await;
+    let kinds: Vec<&str> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["acknowledge", "adopt"]);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("calsync_decisions_total{kind=\"adopt\"} 1"),
+        "{metrics}"
+    );
     let (code, _) = app.stop().await;
     assert_eq!(code, 0);
 }
