@@ -398,6 +398,19 @@ const CONFIG_KEYS: &[&str] = &[
     "sync.allow_calcom_overwrites",
     "sync.detect_platform_edits",
     "sync.orphan_checks_per_pass",
+    "sync.max_push_attempts",
+    "sync.push_backoff_initial_secs",
+    "sync.push_backoff_max_secs",
+    "sync.ownership",
+    "sync.ownership.name",
+    "sync.ownership.description",
+    "sync.ownership.duration_minutes",
+    "sync.ownership.visibility",
+    "sync.ownership.price",
+    "sync.guard",
+    "sync.guard.max_orphan_percent",
+    "sync.guard.max_overwrite_percent",
+    "sync.guard.min_services",
     "server.listen",
     "server.admin_token",
     "server.admin_token_file",
@@ -413,6 +426,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "api_key_file",
     "team_ids",
     "org_id",
+    "ownership",
 ];
 
 /// Whether `key` is one of the configuration's keys (`accounts[N].field` for

@@ -70,7 +70,7 @@ backend_tests!(
         assert_eq!(second.services, ServicesTable::Verified);
         assert!(db.store.migrations_current().await.unwrap());
         assert_eq!(db.services_ddl().await, ddl);
-        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 3);
+        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 4);
     }
 );
 
