@@ -997,6 +997,57 @@ mod tests {
     }
 
     #[test]
+    fn the_viewer_token_is_checked_against_the_admin_token() {
+        let admin = "admin_token = \"admin-token-0123456789\"\n";
+        let cases = [
+            ("viewer_token = \"short\"\n".to_owned(), "at least 16"),
+            (
+                "viewer_token = \"viewer-token-0123456789\"\n".to_owned(),
+                "needs server.admin_token",
+            ),
+            (
+                format!("{admin}viewer_token = \"admin-token-0123456789\"\n"),
+                "must differ",
+            ),
+        ];
+        for (server, why) in cases {
+            let err = Config::from_toml(&format!("[server]\n{server}"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("server.viewer_token") && err.contains(why),
+                "{err}"
+            );
+        }
+        let s = Config::from_toml(&format!(
+            "[server]\n{admin}viewer_token = \"viewer-token-0123456789\"\n\
+             [console]\nlanguage = \"de\"\nbehind_https_proxy = true\nsession_ttl_secs = 600\n"
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(s.viewer_token.is_some());
+        assert_eq!(s.console.language, ConsoleLanguage::German);
+        assert!(s.console.secure_cookies);
+        assert_eq!(s.console.session_ttl, Duration::from_secs(600));
+        let defaults = Config::from_toml("").unwrap().validate().unwrap();
+        assert_eq!(defaults.console.language, ConsoleLanguage::Auto);
+        assert!(!defaults.console.secure_cookies);
+        let err = Config::from_toml("[console]\nsession_ttl_secs = 5\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("console.session_ttl_secs"), "{err}");
+        let err = Config::from_toml("[console]\nlanguage = \"fr\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("console.language"), "{err}");
+    }
+
+    #[test]
     fn api_key_file_is_read_and_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");

@@ -309,7 +309,7 @@ pub fn services(frame: &Frame<'_>, l: &Listing<'_>) -> Markup {
         t.services,
         html! {
             h1 { (t.services) }
-            form.filters method="get" action="/console/services" role="search" {
+            form.filters method="get" action="/console/services" role="search" aria-label=(t.filter_heading) {
                 div.field {
                     label for="account" { (t.account) }
                     select #account name="account" {

@@ -360,7 +360,9 @@ pub struct StoredRun {
     pub error: Option<String>,
 }
 
-/// Which services a listing shows (the console's filters).
+/// Which services a listing shows (the console's filters). The filters on the
+/// state of issue 9's decisions (acknowledged, needs a human) join as variants
+/// here, with their condition in `services::listing_filter`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceShow {
     /// By `sync_status` (unknown status words count as `never`).

@@ -506,15 +506,24 @@ pub(super) async fn ping<D: Dialect>(pool: &Pool<D>, st: &Statements) -> Result<
 }
 
 /// The `WHERE` conditions of a console listing (after `WHERE 1 = 1`), bound.
+/// They name only `s` (subqueries, no join), so the count reads `services`
+/// alone and each condition can start from an index: the registry by account,
+/// the ledger's open entries, the unique event type id.
 fn listing_filter<D: Dialect>(qb: &mut QueryBuilder<D>, q: &ServiceQuery<'_>) {
     if let Some(account) = q.account {
         // An account's services: its registered event types, and the services of
         // its company that no account listed (unlinked or never seen).
-        qb.push(" AND (r.account = ");
+        qb.push(
+            " AND (s.calcom_event_type_id IN \
+             (SELECT event_type_id FROM calsync_event_types WHERE account = ",
+        );
         D::cell(qb, Cell::Text(account.name));
-        qb.push(" OR (r.event_type_id IS NULL AND s.company_id = ");
+        qb.push(") OR (s.company_id = ");
         D::cell(qb, Cell::Int(account.company_id));
-        qb.push("))");
+        qb.push(
+            " AND NOT EXISTS (SELECT 1 FROM calsync_event_types r2 \
+             WHERE r2.event_type_id = s.calcom_event_type_id)))",
+        );
     }
     match q.show {
         None => {}
@@ -530,12 +539,14 @@ fn listing_filter<D: Dialect>(qb: &mut QueryBuilder<D>, q: &ServiceQuery<'_>) {
         }
         Some(ServiceShow::Drifted) => {
             qb.push(
-                " AND EXISTS (SELECT 1 FROM calsync_drift d \
-                 WHERE d.service_id = s.id AND d.open_key IS NOT NULL)",
+                " AND s.id IN (SELECT service_id FROM calsync_drift WHERE open_key IS NOT NULL)",
             );
         }
         Some(ServiceShow::Orphaned) => {
-            qb.push(" AND r.gone_at IS NOT NULL");
+            qb.push(
+                " AND s.calcom_event_type_id IN \
+                 (SELECT event_type_id FROM calsync_event_types WHERE gone_at IS NOT NULL)",
+            );
         }
     }
     if let Some(search) = &q.search {
@@ -603,9 +614,7 @@ pub(super) async fn listing<D: Dialect>(
     };
 
     let mut count = QueryBuilder::<D>::new(format!(
-        "SELECT {c}, {c} FROM services s \
-         LEFT JOIN calsync_event_types r ON r.event_type_id = s.calcom_event_type_id \
-         WHERE 1 = 1",
+        "SELECT {c}, {c} FROM services s WHERE 1 = 1",
         c = D::int("COUNT(*)")
     ));
     listing_filter(&mut count, q);

@@ -663,6 +663,16 @@ async fn console_in_a_real_browser() {
     assert!(en.source().await.contains("Your platform → Cal.com ✅"));
     en.check_page("service (en)").await;
     en.screenshot(&shots.join("service-en.png")).await;
+    // Dark mode follows the system theme, and keeps its contrast.
+    assert_eq!(en.background().await, "rgb(246, 247, 249)");
+    en.prefer_dark().await;
+    en.goto(&service_url).await;
+    assert_eq!(en.background().await, "rgb(11, 17, 32)");
+    en.check_page("service (en, dark)").await;
+    en.screenshot(&shots.join("service-dark.png")).await;
+    en.goto(&d.url("/console/services")).await;
+    en.check_page("services (en, dark)").await;
+    en.goto(&service_url).await;
     en.click("#push").await;
     assert_eq!(en.text("h1").await, "Synchronise service to Cal.com");
     en.check_page("push confirmation (en)").await;

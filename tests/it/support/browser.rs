@@ -110,7 +110,53 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// `POST /session/{id}/goog/cdp/execute`: a Chrome DevTools command.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (hyper::Method, Option<String>) {
+        (hyper::Method::POST, Some(self.0.to_string()))
+    }
+}
+
 impl Browser {
+    /// From now on the pages see `prefers-color-scheme: dark`.
+    pub async fn prefer_dark(&self) {
+        self.client
+            .issue_cmd(Cdp(json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+            })))
+            .await
+            .expect("emulating a dark system theme");
+    }
+
+    /// The page's computed background colour (`rgb(…)`).
+    pub async fn background(&self) -> String {
+        self.client
+            .execute(
+                "return getComputedStyle(document.body).backgroundColor;",
+                vec![],
+            )
+            .await
+            .expect("reading a computed style")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// A browser whose `Accept-Language` is `language` (e.g. `de-DE,de`).
     pub async fn start(tools: &Tools, language: &str) -> Browser {
         let port = free_port();
