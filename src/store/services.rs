@@ -520,9 +520,12 @@ fn listing_filter<D: Dialect>(qb: &mut QueryBuilder<D>, q: &ServiceQuery<'_>) {
         D::cell(qb, Cell::Text(account.name));
         qb.push(") OR (s.company_id = ");
         D::cell(qb, Cell::Int(account.company_id));
+        // NOT IN rather than a correlated NOT EXISTS: PostgreSQL hashes the
+        // registry once instead of probing it per row (event_type_id is never
+        // NULL, so NOT IN means what it says).
         qb.push(
-            " AND NOT EXISTS (SELECT 1 FROM calsync_event_types r2 \
-             WHERE r2.event_type_id = s.calcom_event_type_id)))",
+            " AND (s.calcom_event_type_id IS NULL OR s.calcom_event_type_id NOT IN \
+             (SELECT event_type_id FROM calsync_event_types))))",
         );
     }
     match q.show {
