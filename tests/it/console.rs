@@ -490,7 +490,7 @@ async fn log_in_browser(b: &Browser, d: &RunningDaemon, token: &str) {
         b.url().await
     );
     b.fill("#token", token).await;
-    b.click("main form button[type=submit]").await;
+    b.click_to_page("main form button[type=submit]").await;
     assert!(
         b.url().await.ends_with("/console/services"),
         "{}",
@@ -552,7 +552,7 @@ async fn console_in_a_real_browser() {
         .select_by_value("drifted")
         .await
         .unwrap();
-    de.click("form.filters button").await;
+    de.click_to_page("form.filters button").await;
     assert!(
         de.url().await.contains("show=drifted"),
         "{}",
@@ -570,7 +570,7 @@ async fn console_in_a_real_browser() {
     de.screenshot(&shots.join("services-drifted.png")).await;
 
     // Both values side by side, with the baseline.
-    de.click("tbody th a").await;
+    de.click_to_page("tbody th a").await;
     let service_url = de.url().await;
     assert_eq!(
         de.text("tr[data-field=duration_minutes] td.platform").await,
@@ -591,14 +591,14 @@ async fn console_in_a_real_browser() {
     de.screenshot(&shots.join("service-drift.png")).await;
 
     // The push, through its confirmation.
-    de.click("#push").await;
+    de.click_to_page("#push").await;
     assert_eq!(de.text("h1").await, "Service zu Cal.com synchronisieren");
     assert!(de.source().await.contains(
         "Ihre Platform-Daten werden zu Cal.com gesendet. Dies überschreibt die Cal.com-Daten mit Ihren aktuellen Einstellungen."
     ));
     de.check_page("push confirmation").await;
     de.screenshot(&shots.join("push-confirm.png")).await;
-    de.click("#confirm").await;
+    de.click_to_page("#confirm").await;
     assert_eq!(de.url().await, service_url);
     assert!(
         de.text("main .notice")
@@ -630,7 +630,7 @@ async fn console_in_a_real_browser() {
     de.screenshot(&shots.join("accounts.png")).await;
 
     // Logout, then the read-only token: no button, and a push is refused.
-    de.click(".who button").await;
+    de.click_to_page(".who button").await;
     assert!(de.url().await.contains("/console/login"));
     assert!(de.source().await.contains("Sie wurden abgemeldet."));
     log_in_browser(&de, &d, VIEWER).await;
@@ -673,7 +673,7 @@ async fn console_in_a_real_browser() {
     en.goto(&d.url("/console/services")).await;
     en.check_page("services (en, dark)").await;
     en.goto(&service_url).await;
-    en.click("#push").await;
+    en.click_to_page("#push").await;
     assert_eq!(en.text("h1").await, "Synchronise service to Cal.com");
     en.check_page("push confirmation (en)").await;
     en.goto(&d.url("/console/accounts")).await;

@@ -194,6 +194,9 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--disable-dev-shm-usage",
+                    // DevTools over a pipe, not a TCP port: a port chromedriver
+                    // picks could be one another test just found free.
+                    "--remote-debugging-pipe",
                     format!("--lang={lang}"),
                     format!("--user-data-dir={}", profile.path().display()),
                     "--window-size=1280,1000",
@@ -249,6 +252,37 @@ impl Browser {
             .click()
             .await
             .expect("clicking");
+    }
+
+    /// Clicks something that loads a new page, and waits until that page has
+    /// loaded (a click may return before the navigation it starts).
+    pub async fn click_to_page(&self, css: &str) {
+        self.client
+            .execute("window.__calsyncOldPage = true;", vec![])
+            .await
+            .expect("marking the page");
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return window.__calsyncOldPage === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if loaded {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} loaded no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
