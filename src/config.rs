@@ -52,6 +52,7 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     pub sync: SyncConfig,
     pub server: ServerConfig,
+    pub console: ConsoleConfig,
     pub log: LogConfig,
 }
 
@@ -235,6 +236,10 @@ pub struct ServerConfig {
     #[serde(serialize_with = "redact_secret")]
     pub admin_token: Option<SecretString>,
     pub admin_token_file: Option<PathBuf>,
+    /// Read-only access to the console: sees everything, changes nothing.
+    #[serde(serialize_with = "redact_secret")]
+    pub viewer_token: Option<SecretString>,
+    pub viewer_token_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -243,8 +248,55 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:9464".into(),
             admin_token: None,
             admin_token_file: None,
+            viewer_token: None,
+            viewer_token_file: None,
         }
     }
+}
+
+/// The console's language: `auto` follows the browser's `Accept-Language`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum ConsoleLanguage {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "de")]
+    German,
+    #[serde(rename = "en")]
+    English,
+}
+
+/// `[console]`: the operator console under `/console/` (enabled with
+/// `server.admin_token`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub language: ConsoleLanguage,
+    /// The console is reached through a proxy that terminates HTTPS: its
+    /// cookies get the `Secure` attribute (a browser then never sends them over
+    /// plain HTTP).
+    pub behind_https_proxy: bool,
+    /// How long a login lasts, whatever the activity.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            language: ConsoleLanguage::Auto,
+            behind_https_proxy: false,
+            session_ttl_secs: 8 * 3600,
+        }
+    }
+}
+
+/// The validated `[console]` section.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    pub language: ConsoleLanguage,
+    /// `Secure` on the console's cookies (`console.behind_https_proxy`).
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -380,6 +432,7 @@ impl Config {
     pub fn file_warnings(&self, path: &Path) -> Vec<String> {
         let holds_secret = self.accounts.iter().any(|a| a.api_key.is_some())
             || self.server.admin_token.is_some()
+            || self.server.viewer_token.is_some()
             || self
                 .database
                 .url
@@ -644,6 +697,47 @@ impl Config {
             ));
         }
 
+        let viewer_token = match (&self.server.viewer_token, &self.server.viewer_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "server.viewer_token_file",
+                    "set either viewer_token or viewer_token_file, not both",
+                ));
+            }
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(file)) => Some(read_secret_file("server.viewer_token_file", file)?),
+            (None, None) => None,
+        };
+        if let Some(viewer) = &viewer_token {
+            if viewer.expose_secret().len() < 16 {
+                return Err(ConfigError::invalid(
+                    "server.viewer_token",
+                    "must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+                ));
+            }
+            match &admin_token {
+                None => {
+                    return Err(ConfigError::invalid(
+                        "server.viewer_token",
+                        "needs server.admin_token: the console is enabled by the admin token",
+                    ));
+                }
+                Some(admin) if admin.expose_secret() == viewer.expose_secret() => {
+                    return Err(ConfigError::invalid(
+                        "server.viewer_token",
+                        "is the same as server.admin_token; the read-only token must differ",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        in_range(
+            "console.session_ttl_secs",
+            self.console.session_ttl_secs,
+            60,
+            30 * 24 * 3600,
+        )?;
+
         if let Some(problem) = log_filter_problem(&self.log.level) {
             return Err(ConfigError::invalid("log.level", problem));
         }
@@ -685,6 +779,12 @@ impl Config {
             shutdown_timeout: Duration::from_secs(self.sync.shutdown_timeout_secs),
             listen,
             admin_token,
+            viewer_token,
+            console: ConsoleSettings {
+                language: self.console.language,
+                secure_cookies: self.console.behind_https_proxy,
+                session_ttl: Duration::from_secs(self.console.session_ttl_secs),
+            },
             log_format: self.log.format,
             log_level: self.log.level.clone(),
             log_directory: self.log.directory.clone(),
@@ -838,6 +938,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub listen: SocketAddr,
     pub admin_token: Option<SecretString>,
+    /// Read-only console access (`server.viewer_token`).
+    pub viewer_token: Option<SecretString>,
+    pub console: ConsoleSettings,
     pub log_format: LogFormat,
     pub log_level: String,
     pub log_directory: Option<PathBuf>,
@@ -1039,6 +1142,57 @@ mod tests {
         let err = Config::from_toml(text).unwrap_err().to_string();
         assert!(!err.contains("cal_live_secret_value"), "{err}");
         assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn the_viewer_token_is_checked_against_the_admin_token() {
+        let admin = "admin_token = \"admin-token-0123456789\"\n";
+        let cases = [
+            ("viewer_token = \"short\"\n".to_owned(), "at least 16"),
+            (
+                "viewer_token = \"viewer-token-0123456789\"\n".to_owned(),
+                "needs server.admin_token",
+            ),
+            (
+                format!("{admin}viewer_token = \"admin-token-0123456789\"\n"),
+                "must differ",
+            ),
+        ];
+        for (server, why) in cases {
+            let err = Config::from_toml(&format!("[server]\n{server}"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("server.viewer_token") && err.contains(why),
+                "{err}"
+            );
+        }
+        let s = Config::from_toml(&format!(
+            "[server]\n{admin}viewer_token = \"viewer-token-0123456789\"\n\
+             [console]\nlanguage = \"de\"\nbehind_https_proxy = true\nsession_ttl_secs = 600\n"
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(s.viewer_token.is_some());
+        assert_eq!(s.console.language, ConsoleLanguage::German);
+        assert!(s.console.secure_cookies);
+        assert_eq!(s.console.session_ttl, Duration::from_secs(600));
+        let defaults = Config::from_toml("").unwrap().validate().unwrap();
+        assert_eq!(defaults.console.language, ConsoleLanguage::Auto);
+        assert!(!defaults.console.secure_cookies);
+        let err = Config::from_toml("[console]\nsession_ttl_secs = 5\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("console.session_ttl_secs"), "{err}");
+        let err = Config::from_toml("[console]\nlanguage = \"fr\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("console.language"), "{err}");
     }
 
     #[test]

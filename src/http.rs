@@ -1,5 +1,6 @@
 //! The HTTP surface of `calsync run` (hyper 1): `/metrics`, `/healthz`, `/readyz`,
-//! and the operator API under `/api/v1/` (enabled only with `server.admin_token`).
+//! the operator API under `/api/v1/` and the console under `/console/` (both
+//! enabled only with `server.admin_token`; the console is [`crate::console`]).
 //!
 //! Every request has bounded headers and body and a read timeout; every error is
 //! JSON. The admin token is compared in constant time and never echoed.
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::console::{self, Console};
 use crate::daemon::{Daemon, DecideRefused, PushRefused};
 use crate::domain::{Field, ServiceId, visibility_label};
 use crate::reconcile::ManualPushError;
@@ -95,6 +97,8 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("server.listen {addr}: cannot bind: {e}"))?;
     let local = listener.local_addr()?;
+    // The console's sessions live as long as the server.
+    let console = Arc::new(Console::default());
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -109,11 +113,13 @@ pub async fn serve(
                 },
             };
             let daemon = daemon.clone();
+            let console = console.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let daemon = daemon.clone();
-                    async move { Ok::<_, Infallible>(route(req, &daemon).await) }
+                    let console = console.clone();
+                    async move { Ok::<_, Infallible>(route(req, &daemon, &console).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -152,7 +158,7 @@ fn error(status: StatusCode, message: &str) -> Response<Body> {
     json_response(status, &json!({ "error": message }))
 }
 
-async fn route(req: Request<Incoming>, daemon: &Daemon) -> Response<Body> {
+async fn route(req: Request<Incoming>, daemon: &Daemon, console: &Console) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     match (&method, path.as_str()) {
@@ -177,12 +183,13 @@ async fn route(req: Request<Incoming>, daemon: &Daemon) -> Response<Body> {
             ),
         },
         (_, p) if p.starts_with("/api/v1/") => api(req, daemon, &method, &path).await,
+        (_, p) if console::is_console_path(p) => console::handle(req, daemon, console).await,
         (_, "/metrics" | "/healthz" | "/readyz") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
         }
         _ => error(
             StatusCode::NOT_FOUND,
-            "no such endpoint; try /metrics, /healthz, /readyz or /api/v1/",
+            "no such endpoint; try /metrics, /healthz, /readyz, /api/v1/ or /console/",
         ),
     }
 }

@@ -21,8 +21,9 @@
 //! - [`store`]: the only module with SQL; one transaction per account and pass.
 //! - [`reconcile`]: load → diff → plan → apply → report.
 //! - [`simulate`]: a Cal.com API v2 simulator for tests, demos and benchmarks.
-//! - [`config`], [`cli`], [`app`], [`daemon`], [`http`], [`schedule`], [`telemetry`]:
-//!   configuration, commands, the service, its HTTP surface, logs and metrics.
+//! - [`config`], [`cli`], [`app`], [`daemon`], [`http`], [`console`], [`schedule`],
+//!   [`telemetry`]: configuration, commands, the service, its HTTP surface and
+//!   operator console, logs and metrics.
 //!
 //! Invariants:
 //! - no code path writes a business column of an existing service unless the
@@ -39,6 +40,7 @@ pub mod app;
 pub mod calcom;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod demo;
 pub mod domain;

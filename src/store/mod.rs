@@ -437,6 +437,91 @@ pub struct StoredRun {
     pub error: Option<String>,
 }
 
+/// Which services a listing shows (the console's filters). The filters on the
+/// state of issue 9's decisions (acknowledged, needs a human) join as variants
+/// here, with their condition in `services::listing_filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceShow {
+    /// By `sync_status` (unknown status words count as `never`).
+    Status(SyncStatus),
+    /// With at least one open drift ledger entry.
+    Drifted,
+    /// Whose event type Cal.com confirmed gone.
+    Orphaned,
+}
+
+/// An account whose services a listing shows.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountRef<'a> {
+    pub name: &'a str,
+    pub company_id: i64,
+}
+
+/// A search by name (case-insensitive substring) or, for a number, by service or
+/// event type id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSearch {
+    /// `%text%`, lower case, with `!`, `%` and `_` escaped by `!`.
+    pattern: String,
+    id: Option<i64>,
+}
+
+impl ServiceSearch {
+    /// `None` for an empty (or blank) search.
+    pub fn new(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let mut pattern = String::with_capacity(text.len() + 2);
+        pattern.push('%');
+        for c in text.to_lowercase().chars() {
+            if matches!(c, '!' | '%' | '_') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Some(Self {
+            pattern,
+            id: text.parse().ok(),
+        })
+    }
+}
+
+/// Where a page of a listing starts (keyset pagination on the service id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PageAt {
+    #[default]
+    First,
+    /// The services after this id.
+    After(ServiceId),
+    /// The services before this id (the previous page).
+    Before(ServiceId),
+}
+
+/// A listing request: filters, search, and the page.
+#[derive(Debug, Clone)]
+pub struct ServiceQuery<'a> {
+    pub account: Option<AccountRef<'a>>,
+    pub show: Option<ServiceShow>,
+    pub search: Option<ServiceSearch>,
+    pub at: PageAt,
+    /// Services per page (1 to 500).
+    pub limit: i64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ServicePage {
+    /// Ordered by id, each with its number of open drift entries.
+    pub services: Vec<(LinkedService, i64)>,
+    /// Services matching the filters, on every page.
+    pub total: i64,
+    pub has_previous: bool,
+    pub has_next: bool,
+}
+
 /// The connection pool of whichever backend the URL named.
 #[derive(Clone)]
 enum Pool {
@@ -766,6 +851,16 @@ impl Store {
         rows.into_iter().map(LinkedService::try_from).collect()
     }
 
+    /// One page of services matching `query`, by id (the console's listing).
+    /// Walks the primary key from the page's cursor, so a page costs about the
+    /// rows it shows at any depth; the total is one `COUNT(*)` with the filters.
+    pub async fn services_listing(
+        &self,
+        query: &ServiceQuery<'_>,
+    ) -> Result<ServicePage, StoreError> {
+        per_backend!(self, services::listing(query))
+    }
+
     /// Plays the platform's part: changes a service's name and/or duration,
     /// bumps `updated_at` and marks it `pending`, as the platform's own UI does.
     /// Reconciliation never calls this (its business writes need an
@@ -792,6 +887,12 @@ impl Store {
     /// The latest `limit` journal lines, newest first.
     pub async fn last_runs(&self, limit: i64) -> Result<Vec<StoredRun>, StoreError> {
         per_backend!(self, runs::last(limit.max(0)))
+    }
+
+    /// Each account's latest journal line (`failures_only`: its latest failure),
+    /// by account name.
+    pub async fn latest_runs(&self, failures_only: bool) -> Result<Vec<StoredRun>, StoreError> {
+        per_backend!(self, runs::latest_per_account(failures_only))
     }
 
     /// Services per (company, status) for the given companies, unknown status

@@ -97,3 +97,34 @@ pub(super) async fn last_result<D: Dialect>(
         .map_err(on(D::BACKEND, "reading runs"))?;
     Ok(rows.into_iter().next().map(|r| r.result))
 }
+
+/// Each account's latest line (or latest failure), by account; one statement on
+/// the `(account, id)` index.
+pub(super) async fn latest_per_account<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    failures_only: bool,
+) -> Result<Vec<StoredRun>, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(on(D::BACKEND, "reading runs"))?;
+    let qb = QueryBuilder::<D>::new(format!(
+        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
+         error FROM calsync_runs WHERE id IN (SELECT MAX(id) FROM calsync_runs {} \
+         GROUP BY account) ORDER BY account",
+        D::text("account"),
+        D::text("result"),
+        D::text("summary"),
+        if failures_only {
+            "WHERE result = 'failure'"
+        } else {
+            ""
+        },
+    ));
+    st.tick();
+    let rows = D::runs(&mut conn, qb)
+        .await
+        .map_err(on(D::BACKEND, "reading runs"))?;
+    Ok(rows.into_iter().map(StoredRun::from).collect())
+}

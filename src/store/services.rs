@@ -11,8 +11,11 @@ use super::batch::{self, BUSINESS_COLUMNS, ID_CHUNK, PreparedWrite, Statements, 
 use super::dialect::{Cell, Dialect, Set, id_list, list};
 use super::error::{StoreError, classify, on};
 use super::rows::ServiceRow;
-use super::{AccountScope, AccountSnapshot, ApplyOutcome, LinkedService, Overwrite};
-use crate::domain::{BusinessValues, EventTypeId, ServiceId};
+use super::{
+    AccountScope, AccountSnapshot, ApplyOutcome, LinkedService, Overwrite, PageAt, ServicePage,
+    ServiceQuery, ServiceShow,
+};
+use crate::domain::{BusinessValues, EventTypeId, ServiceId, SyncStatus};
 
 /// Rows per derived table: MySQL parses each `UNION ALL` member as a query block;
 /// a few thousand keeps parsing cheap while staying a handful of statements.
@@ -558,4 +561,159 @@ pub(super) async fn ping<D: Dialect>(pool: &Pool<D>, st: &Statements) -> Result<
         .await
         .map_err(on(D::BACKEND, "pinging the database"))?;
     Ok(())
+}
+
+/// The `WHERE` conditions of a console listing (after `WHERE 1 = 1`), bound.
+/// They name only `s` (subqueries, no join), so the count reads `services`
+/// alone and each condition can start from an index: the registry by account,
+/// the ledger's open entries, the unique event type id.
+fn listing_filter<D: Dialect>(qb: &mut QueryBuilder<D>, q: &ServiceQuery<'_>) {
+    if let Some(account) = q.account {
+        // An account's services: its registered event types, and the services of
+        // its company that no account listed (unlinked or never seen).
+        qb.push(
+            " AND (s.calcom_event_type_id IN \
+             (SELECT event_type_id FROM calsync_event_types WHERE account = ",
+        );
+        D::cell(qb, Cell::Text(account.name));
+        qb.push(") OR (s.company_id = ");
+        D::cell(qb, Cell::Int(account.company_id));
+        // NOT IN rather than a correlated NOT EXISTS: PostgreSQL hashes the
+        // registry once instead of probing it per row (event_type_id is never
+        // NULL, so NOT IN means what it says).
+        qb.push(
+            " AND (s.calcom_event_type_id IS NULL OR s.calcom_event_type_id NOT IN \
+             (SELECT event_type_id FROM calsync_event_types))))",
+        );
+    }
+    match q.show {
+        None => {}
+        Some(ServiceShow::Status(SyncStatus::Never)) => {
+            // Unknown status words are read as `never`, so they are listed here.
+            qb.push(
+                " AND (s.sync_status IS NULL OR s.sync_status NOT IN ('synced', 'pending', 'error'))",
+            );
+        }
+        Some(ServiceShow::Status(status)) => {
+            qb.push(" AND s.sync_status = ");
+            D::cell(qb, Cell::Text(status.as_str()));
+        }
+        Some(ServiceShow::Drifted) => {
+            qb.push(
+                " AND s.id IN (SELECT service_id FROM calsync_drift WHERE open_key IS NOT NULL)",
+            );
+        }
+        Some(ServiceShow::Orphaned) => {
+            qb.push(
+                " AND s.calcom_event_type_id IN \
+                 (SELECT event_type_id FROM calsync_event_types WHERE gone_at IS NOT NULL)",
+            );
+        }
+    }
+    if let Some(search) = &q.search {
+        qb.push(" AND (LOWER(s.name) LIKE ");
+        D::cell(qb, Cell::Text(&search.pattern));
+        qb.push(" ESCAPE '!'");
+        if let Some(id) = search.id {
+            qb.push(" OR s.id = ");
+            D::cell(qb, Cell::Int(id));
+            qb.push(" OR s.calcom_event_type_id = ");
+            D::cell(qb, Cell::Int(id));
+        }
+        qb.push(")");
+    }
+}
+
+/// One page of a console listing, walking the primary key from the cursor (so a
+/// page costs the rows it shows, however deep it is), with the number of open
+/// drift entries of each service shown, and how many services match in all.
+pub(super) async fn listing<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    q: &ServiceQuery<'_>,
+) -> Result<ServicePage, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(on(D::BACKEND, "listing services"))?;
+    let limit = q.limit.clamp(1, 500);
+    let mut qb = QueryBuilder::<D>::new(select::<D>());
+    qb.push(" WHERE 1 = 1");
+    listing_filter(&mut qb, q);
+    let backwards = matches!(q.at, PageAt::Before(_));
+    match q.at {
+        PageAt::First => {}
+        PageAt::After(id) => {
+            qb.push(" AND s.id > ");
+            D::cell(&mut qb, Cell::Int(id.0));
+        }
+        PageAt::Before(id) => {
+            qb.push(" AND s.id < ");
+            D::cell(&mut qb, Cell::Int(id.0));
+        }
+    }
+    // One row more than shown tells whether there is a further page. Integers
+    // calsync computed, written as literals (MySQL takes no expression in LIMIT).
+    qb.push(format!(
+        " ORDER BY s.id {} LIMIT {}",
+        if backwards { "DESC" } else { "ASC" },
+        limit + 1
+    ));
+    st.tick();
+    let mut rows = D::services(&mut conn, qb)
+        .await
+        .map_err(on(D::BACKEND, "listing services"))?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if backwards {
+        rows.reverse();
+    }
+    let (has_previous, has_next) = match q.at {
+        PageAt::First => (false, more),
+        PageAt::After(_) => (true, more),
+        PageAt::Before(_) => (more, true),
+    };
+
+    let mut count = QueryBuilder::<D>::new(format!(
+        "SELECT {c}, {c} FROM services s WHERE 1 = 1",
+        c = D::int("COUNT(*)")
+    ));
+    listing_filter(&mut count, q);
+    st.tick();
+    let total = D::pairs(&mut conn, count)
+        .await
+        .map_err(on(D::BACKEND, "counting services"))?
+        .first()
+        .map_or(0, |(n, _)| *n);
+
+    let mut drift = Vec::new();
+    if !rows.is_empty() {
+        let mut qb = QueryBuilder::<D>::new(format!(
+            "SELECT {}, {} FROM calsync_drift WHERE open_key IS NOT NULL AND service_id IN ",
+            D::int("service_id"),
+            D::int("COUNT(*)")
+        ));
+        id_list(&mut qb, rows.iter().map(|r| r.id));
+        qb.push(" GROUP BY service_id");
+        st.tick();
+        drift = D::pairs(&mut conn, qb)
+            .await
+            .map_err(on(D::BACKEND, "counting open drift"))?;
+    }
+    let services = rows
+        .into_iter()
+        .map(|row| {
+            let open = drift
+                .iter()
+                .find(|(id, _)| *id == row.id)
+                .map_or(0, |(_, n)| *n);
+            LinkedService::try_from(row).map(|s| (s, open))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ServicePage {
+        services,
+        total,
+        has_previous,
+        has_next,
+    })
 }

@@ -91,6 +91,15 @@ const REQUEST_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
 ];
 
+/// An account's Cal.com request budget, as the console shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalcomBudget {
+    /// Requests left in the current window, from the last response's headers.
+    pub remaining: Option<i64>,
+    /// Requests Cal.com refused with 429 since the process started.
+    pub rate_limited: u64,
+}
+
 /// The process's metrics. Cheap to clone fields out of (each is an `Arc` inside);
 /// share one `Metrics` per process, or build a fresh one per test.
 #[derive(Debug)]
@@ -473,6 +482,42 @@ impl Metrics {
     /// The registry every metric is on, for a caller that adds its own collector.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// An account's Cal.com request budget as last seen, read without creating a
+    /// series (a gauge touched here would export a remaining budget of 0 that
+    /// Cal.com never reported).
+    pub fn calcom_budget(&self, account: &str) -> CalcomBudget {
+        use prometheus::core::Collector;
+        let of_account = |m: &&prometheus::proto::Metric| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "account" && l.value() == account)
+        };
+        let remaining = self
+            .calcom_rate_limit_remaining
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .find(of_account)
+            .map(|m| m.get_gauge().get_value() as i64);
+        let rate_limited = self
+            .calcom_requests_total
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .filter(of_account)
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "code" && l.value() == code::status(429))
+            })
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum();
+        CalcomBudget {
+            remaining,
+            rate_limited,
+        }
     }
 
     /// Everything in the Prometheus text exposition format (what `/metrics` serves).

@@ -414,6 +414,11 @@ const CONFIG_KEYS: &[&str] = &[
     "server.listen",
     "server.admin_token",
     "server.admin_token_file",
+    "server.viewer_token",
+    "server.viewer_token_file",
+    "console.language",
+    "console.behind_https_proxy",
+    "console.session_ttl_secs",
     "log.format",
     "log.level",
     "log.directory",
@@ -513,6 +518,8 @@ fn example_keys() -> Vec<(String, String)> {
         ("accounts", "org_id"),
         ("server", "admin_token"),
         ("server", "admin_token_file"),
+        ("server", "viewer_token"),
+        ("server", "viewer_token_file"),
         ("log", "directory"),
     ] {
         keys.push((section.into(), key.into()));

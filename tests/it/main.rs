@@ -5,6 +5,7 @@ mod support;
 
 mod calcom_client;
 mod cli;
+mod console;
 mod daemon;
 mod decisions;
 mod faults;

@@ -91,3 +91,108 @@ impl DaemonProcess {
         (code, self.output())
     }
 }
+
+/// A `calsync run` with its own simulator and SQLite file, for tests of what it
+/// serves over HTTP (the console): one pass at start, then none for a year.
+pub struct RunningDaemon {
+    /// Killed on drop.
+    process: DaemonProcess,
+    pub port: u16,
+    pub sim: calsync::simulate::Simulator,
+    /// Follows no redirects and keeps no cookies: tests see every answer.
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// What a [`RunningDaemon`] is started with.
+pub struct DaemonSpec<'a> {
+    pub accounts: Vec<super::config::AccountSpec>,
+    /// Event types the simulator starts with, per account key.
+    pub seed_event_types: usize,
+    /// Lines of `[server]` after `listen` (tokens).
+    pub server: &'a str,
+    /// Further sections (e.g. `[console]`).
+    pub extra: &'a str,
+}
+
+impl RunningDaemon {
+    /// Starts the simulator and `calsync run`, and waits until `/readyz` answers
+    /// 200: the first pass finished.
+    pub async fn start(spec: DaemonSpec<'_>) -> RunningDaemon {
+        // No rate limit worth the name: a browser test runs many passes.
+        let sim = calsync::simulate::Simulator::start(
+            "127.0.0.1:0".parse().expect("loopback"),
+            calsync::simulate::SimConfig {
+                api_keys: spec.accounts.iter().map(|a| a.api_key.clone()).collect(),
+                seed_event_types: spec.seed_event_types,
+                rate_limit: 100_000,
+                ..calsync::simulate::SimConfig::default()
+            },
+        )
+        .await
+        .expect("starting the simulator");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = super::net::free_port();
+        let db = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("calsync.db").display()
+        );
+        let mut text = super::config::ConfigFile::new(&db, &sim.base_url())
+            .set("calcom.retry_initial_delay_ms", 10)
+            .set("calcom.max_attempts", 2)
+            .accounts(&spec.accounts)
+            .text();
+        text.push_str(&format!(
+            "\n[sync]\nschedule = \"0 0 0 1 1 *\"\njitter_secs = 0\n\n[server]\nlisten = {}\n{}\n{}\n",
+            super::config::toml_string(&format!("127.0.0.1:{port}")),
+            spec.server,
+            spec.extra,
+        ));
+        let cfg = super::config::write_text(dir.path().join("calsync.toml"), &text, 0o600);
+        let migrated = binary::calsync()
+            .args(["--config", cfg.to_str().expect("utf-8 path"), "migrate"])
+            .output()
+            .await
+            .expect("running calsync migrate");
+        assert!(
+            migrated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+        let process = DaemonProcess::start(&cfg, port, dir.path().join("calsync.log"), |_| {});
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        let running = RunningDaemon {
+            process,
+            port,
+            sim,
+            http,
+            _dir: dir,
+        };
+        wait_ok(&running.http, &running.url("/readyz")).await;
+        running
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A pass now, through the operator API (`POST /api/v1/reconcile`).
+    pub async fn reconcile(&self, admin_token: &str) {
+        let r = self
+            .http
+            .post(self.url("/api/v1/reconcile"))
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .expect("POST /api/v1/reconcile");
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+
+    /// Everything the daemon logged so far (stdout and stderr).
+    pub fn logs(&self) -> String {
+        self.process.output()
+    }
+}

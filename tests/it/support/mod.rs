@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod binary;
+pub mod browser;
 pub mod config;
 pub mod daemon;
 pub mod db;
