@@ -312,7 +312,7 @@ async fn api(
                 Ok(b) => b,
                 Err(e) => return error(StatusCode::BAD_REQUEST, &e),
             };
-            match daemon.approve(name, b.note).await {
+            match daemon.approve(name, b.note, crate::daemon::BY_API).await {
                 Ok(outcome) => json_response(
                     StatusCode::OK,
                     &serde_json::to_value(outcome).unwrap_or_default(),
@@ -354,17 +354,21 @@ async fn decide(
                     ));
                 }
             };
-            Ok(daemon.acknowledge(id, &f, until, b.note).await)
+            Ok(daemon
+                .acknowledge(id, &f, until, b.note, crate::daemon::BY_API)
+                .await)
         }
         "unacknowledge" => {
             let b: DecideBody = body(raw).map_err(bad)?;
             let f = fields(&b.fields).map_err(bad)?;
-            Ok(daemon.unacknowledge(id, &f, b.note).await)
+            Ok(daemon
+                .unacknowledge(id, &f, b.note, crate::daemon::BY_API)
+                .await)
         }
         _ => {
             let b: DecideBody = body(raw).map_err(bad)?;
             let f = fields(&b.fields).map_err(bad)?;
-            Ok(daemon.adopt(id, &f, b.note).await)
+            Ok(daemon.adopt(id, &f, b.note, crate::daemon::BY_API).await)
         }
     }
 }

@@ -25,12 +25,14 @@
 //! | `GET /console/services/{id}` | S: the tooltip's three sections, open drift, history |
 //! | `GET /console/services/{id}/push` | S: the push confirmation |
 //! | `POST /console/services/{id}/push` | A: pushes, then back to the service with the outcome |
-//! | `GET /console/accounts` | S: last pass, last failure and request budget per account |
+//! | `GET /console/accounts` | S: last pass, last failure and request budget per account; a held account with its guard message |
+//! | `GET`, `POST /console/services/{id}/drift/{field}/adopt` | A: confirmation (with a note), then Cal.com's value into the platform |
+//! | `GET`, `POST /console/services/{id}/drift/{field}/acknowledge` | A: confirmation (how long, why), then the acknowledgement |
+//! | `POST /console/services/{id}/drift/{field}/unacknowledge` | A: ends the acknowledgement |
+//! | `GET`, `POST /console/accounts/{name}/approve` | A: confirmation (with a note), then the approval of a held account |
 //!
-//! The decisions of issue 9 join this table as `POST
-//! /console/services/{id}/drift/{field}/adopt`, `…/acknowledge` and `POST
-//! /console/accounts/{name}/approve` (A, CSRF), each with a `GET` confirmation
-//! like the push's: see [`route`].
+//! Every decision runs through the daemon's typed operations, like the JSON
+//! operator API's, and is journaled with the admin session as `console`.
 
 mod i18n;
 mod pages;
@@ -204,7 +206,7 @@ pub async fn handle(req: Request<Incoming>, daemon: &Daemon, console: &Console) 
                 Vec::new(),
             );
         }
-        return post(&frame, daemon, console, current, segments.as_slice()).await;
+        return post(&frame, daemon, console, current, segments.as_slice(), &form).await;
     }
 
     let page = match (&method, segments.as_slice()) {
@@ -228,8 +230,34 @@ pub async fn handle(req: Request<Incoming>, daemon: &Daemon, console: &Console) 
             None => Err(Unavailable::NotFound),
         },
         (&Method::GET, ["accounts"]) => pages::accounts(&frame, daemon).await,
-        // Issue 9: `GET services/{id}/drift/{field}/adopt|acknowledge` and
-        // `GET accounts/{name}/approve` confirmations go here.
+        (
+            &Method::GET,
+            ["services", _, "drift", _, "adopt" | "acknowledge"] | ["accounts", _, "approve"],
+        ) if current.role != Role::Admin => {
+            return html(
+                StatusCode::FORBIDDEN,
+                views::message(&frame, t.forbidden_viewer, t.read_only),
+                Vec::new(),
+            );
+        }
+        (
+            &Method::GET,
+            [
+                "services",
+                id,
+                "drift",
+                field,
+                action @ ("adopt" | "acknowledge"),
+            ],
+        ) => match (service_id(id), crate::domain::Field::parse(field)) {
+            (Some(id), Some(field)) => {
+                pages::confirm_decision(&frame, daemon, id, field, action == &"adopt").await
+            }
+            _ => Err(Unavailable::NotFound),
+        },
+        (&Method::GET, ["accounts", name, "approve"]) => {
+            pages::confirm_approve(&frame, daemon, name).await
+        }
         _ => Err(Unavailable::NotFound),
     };
     match page {
@@ -245,6 +273,7 @@ async fn post(
     console: &Console,
     current: &Current,
     segments: &[&str],
+    form: &HashMap<String, String>,
 ) -> Response<Body> {
     let t = frame.lang.text();
     if let ["logout"] = segments {
@@ -282,9 +311,34 @@ async fn post(
             console.sessions.notify(&current.id, notice);
             redirect(&format!("/console/services/{}", id.0), Vec::new())
         }
-        // Issue 9: `services/{id}/drift/{field}/adopt`,
-        // `services/{id}/drift/{field}/acknowledge` and `accounts/{name}/approve`
-        // go here: call the daemon's decision, leave a notice, redirect back.
+        [
+            "services",
+            id,
+            "drift",
+            field,
+            action @ ("adopt" | "acknowledge" | "unacknowledge"),
+        ] => {
+            let (Some(id), Some(field)) = (service_id(id), crate::domain::Field::parse(field))
+            else {
+                return unavailable(frame, Unavailable::NotFound);
+            };
+            let notice = pages::decide(daemon, frame.lang, id, field, action, form).await;
+            info!(
+                service_id = id.0,
+                field = field.as_str(),
+                decision = *action,
+                outcome = ?notice.tone,
+                "Console decision about drift."
+            );
+            console.sessions.notify(&current.id, notice);
+            redirect(&format!("/console/services/{}", id.0), Vec::new())
+        }
+        ["accounts", name, "approve"] => {
+            let notice = pages::approve(daemon, frame.lang, name, form).await;
+            info!(account = *name, outcome = ?notice.tone, "Console approval of a held account.");
+            console.sessions.notify(&current.id, notice);
+            redirect("/console/accounts", Vec::new())
+        }
         _ => unavailable(frame, Unavailable::NotFound),
     }
 }

@@ -9,8 +9,8 @@ use maud::Markup;
 use super::i18n::Lang;
 use super::session::{Notice, Tone};
 use super::views::{self, AccountView, Filters, Frame, Listing, Row, ServiceView};
-use crate::daemon::{Daemon, PushRefused};
-use crate::domain::{ServiceId, SyncStatus};
+use crate::daemon::{Daemon, DecideRefused, PushRefused};
+use crate::domain::{Field, ServiceId, SyncStatus};
 use crate::reconcile::ManualPush;
 use crate::store::{AccountRef, PageAt, ServiceQuery, ServiceSearch, Store, StoreError};
 
@@ -175,6 +175,135 @@ pub fn push_notice(lang: Lang, outcome: Result<ManualPush, PushRefused>) -> Noti
             }
             Notice { tone, lines }
         }
+        Err(e) => Notice {
+            tone: Tone::Error,
+            lines: vec![lang.refused(&e.to_string())],
+        },
+    }
+}
+
+/// `GET /console/services/{id}/drift/{field}/adopt|acknowledge`: the
+/// confirmation, for an open entry of that field.
+pub async fn confirm_decision(
+    frame: &Frame<'_>,
+    daemon: &Daemon,
+    id: ServiceId,
+    field: Field,
+    adopt: bool,
+) -> Result<Markup, Unavailable> {
+    let store = store(daemon)?;
+    let linked = store.service(id).await?.ok_or(Unavailable::NotFound)?;
+    let open = store.drift_for_service(id).await?;
+    let entry = open
+        .iter()
+        .find(|e| e.field == field)
+        .ok_or(Unavailable::NotFound)?;
+    let d = if adopt {
+        views::Decide::Adopt {
+            linked: &linked,
+            entry,
+        }
+    } else {
+        views::Decide::Acknowledge {
+            linked: &linked,
+            entry,
+        }
+    };
+    Ok(views::confirm_decision(frame, &d))
+}
+
+/// `GET /console/accounts/{name}/approve`: the confirmation, with why the
+/// account is held (when it is).
+pub async fn confirm_approve(
+    frame: &Frame<'_>,
+    daemon: &Daemon,
+    account: &str,
+) -> Result<Markup, Unavailable> {
+    if daemon.settings().account(account).is_none() {
+        return Err(Unavailable::NotFound);
+    }
+    let last = store(daemon)?.latest_runs(false).await?;
+    let reason = last
+        .iter()
+        .find(|r| r.account == account && r.result == "held")
+        .and_then(|r| r.error.clone());
+    Ok(views::confirm_decision(
+        frame,
+        &views::Decide::Approve {
+            account,
+            reason: reason.as_deref(),
+        },
+    ))
+}
+
+/// Who the console records as the decider of what an admin session decides.
+const BY_CONSOLE: &str = "console";
+
+/// A form's note, when it holds one.
+fn note(form: &HashMap<String, String>) -> Option<String> {
+    form.get("note")
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+}
+
+/// `POST …/drift/{field}/adopt|acknowledge|unacknowledge`: the decision, and
+/// how it went.
+pub async fn decide(
+    daemon: &Daemon,
+    lang: Lang,
+    id: ServiceId,
+    field: Field,
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Notice {
+    let t = lang.text();
+    let fields = [field];
+    let by = BY_CONSOLE;
+    let (outcome, done) = match action {
+        "adopt" => (
+            daemon.adopt(id, &fields, note(form), by).await,
+            t.adopted_notice,
+        ),
+        "acknowledge" => {
+            let days = match form.get("for").map(String::as_str) {
+                Some("1d") => 1,
+                Some("30d") => 30,
+                _ => 7,
+            };
+            let until = chrono::Utc::now().naive_utc() + chrono::Duration::days(days);
+            (
+                daemon.acknowledge(id, &fields, until, note(form), by).await,
+                t.acknowledged_notice,
+            )
+        }
+        _ => (
+            daemon.unacknowledge(id, &fields, note(form), by).await,
+            t.unacknowledged_notice,
+        ),
+    };
+    decision_notice(lang, outcome.map(|_| ()), done)
+}
+
+/// `POST /console/accounts/{name}/approve`.
+pub async fn approve(
+    daemon: &Daemon,
+    lang: Lang,
+    account: &str,
+    form: &HashMap<String, String>,
+) -> Notice {
+    let outcome = daemon
+        .approve(account, note(form), BY_CONSOLE)
+        .await
+        .map(|_| ());
+    decision_notice(lang, outcome, lang.text().approved_notice)
+}
+
+fn decision_notice(lang: Lang, outcome: Result<(), DecideRefused>, done: &str) -> Notice {
+    match outcome {
+        Ok(()) => Notice {
+            tone: Tone::Success,
+            lines: vec![done.to_owned()],
+        },
         Err(e) => Notice {
             tone: Tone::Error,
             lines: vec![lang.refused(&e.to_string())],

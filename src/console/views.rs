@@ -242,6 +242,8 @@ impl Filters {
             ServiceShow::Status(s) => s.as_str(),
             ServiceShow::Drifted => "drifted",
             ServiceShow::Orphaned => "orphaned",
+            ServiceShow::Acknowledged => "acknowledged",
+            ServiceShow::NeedsHuman => "needs_human",
         }
     }
 
@@ -249,6 +251,8 @@ impl Filters {
         match word {
             "drifted" => Some(ServiceShow::Drifted),
             "orphaned" => Some(ServiceShow::Orphaned),
+            "acknowledged" => Some(ServiceShow::Acknowledged),
+            "needs_human" => Some(ServiceShow::NeedsHuman),
             other => SyncStatus::parse(other).map(ServiceShow::Status),
         }
     }
@@ -294,9 +298,7 @@ pub struct Listing<'a> {
 
 pub fn services(frame: &Frame<'_>, l: &Listing<'_>) -> Markup {
     let t = frame.t();
-    // Filters that depend on the decisions of issue 9 (acknowledged, needs a
-    // human) join these options once their state exists.
-    let shows: [(Option<ServiceShow>, &str); 7] = [
+    let shows: [(Option<ServiceShow>, &str); 9] = [
         (None, t.show_all),
         (Some(ServiceShow::Status(SyncStatus::Synced)), t.show_synced),
         (
@@ -306,6 +308,8 @@ pub fn services(frame: &Frame<'_>, l: &Listing<'_>) -> Markup {
         (Some(ServiceShow::Status(SyncStatus::Error)), t.show_error),
         (Some(ServiceShow::Status(SyncStatus::Never)), t.show_never),
         (Some(ServiceShow::Drifted), t.show_drifted),
+        (Some(ServiceShow::Acknowledged), t.show_acknowledged),
+        (Some(ServiceShow::NeedsHuman), t.show_needs_human),
         (Some(ServiceShow::Orphaned), t.show_orphaned),
     ];
     frame.page(
@@ -467,12 +471,14 @@ pub fn service(frame: &Frame<'_>, v: &ServiceView<'_>) -> Markup {
                                     th scope="col" { (t.first_seen) }
                                     th scope="col" { (t.last_seen) }
                                     th scope="col" { (t.times_seen) }
-                                    // Issue 9: the acknowledgement column and the
-                                    // adopt / acknowledge forms (see drift_row).
+                                    th scope="col" { (t.acknowledgement) }
+                                    @if frame.admin() {
+                                        th scope="col" { (t.decide) }
+                                    }
                                 }
                             }
                             tbody {
-                                @for e in v.open { (drift_row(frame, e)) }
+                                @for e in v.open { (drift_row(frame, id, e)) }
                             }
                         }
                     }
@@ -523,17 +529,16 @@ pub fn service(frame: &Frame<'_>, v: &ServiceView<'_>) -> Markup {
     )
 }
 
-/// One open drift entry: platform, Cal.com and baseline side by side.
-///
-/// Issue 9 plugs in here: a last cell with the entry's acknowledgement and, for
-/// admins, two forms posting to `/console/services/{id}/drift/{field}/adopt` and
-/// `…/acknowledge` (each carrying `frame.csrf()`, each with a confirmation page
-/// like the push's).
-fn drift_row(frame: &Frame<'_>, e: &crate::domain::DriftEntry) -> Markup {
+/// One open drift entry: platform, Cal.com and baseline side by side, its
+/// acknowledgement, and for admins the decisions (adopt and acknowledge, each
+/// through a confirmation page; ending an acknowledgement is one CSRF form).
+fn drift_row(frame: &Frame<'_>, id: i64, e: &crate::domain::DriftEntry) -> Markup {
     let t = frame.t();
+    let field = e.field.as_str();
+    let now = chrono::Utc::now().naive_utc();
     html! {
-        tr data-field=(e.field.as_str()) {
-            th scope="row" { code { (e.field.as_str()) } }
+        tr data-field=(field) {
+            th scope="row" { code { (field) } }
             td.platform { (e.platform_value) }
             td.calcom { (e.calcom_value) }
             td.baseline { (e.baseline_value.as_deref().unwrap_or(t.no_baseline)) }
@@ -541,8 +546,129 @@ fn drift_row(frame: &Frame<'_>, e: &crate::domain::DriftEntry) -> Markup {
             td { (frame.time(Some(e.first_seen_at))) }
             td { (frame.time(Some(e.last_seen_at))) }
             td.num { (e.times_seen) "×" }
+            td.ack {
+                @match &e.acknowledged {
+                    Some(a) if a.until > now => {
+                        span.badge.gray { (t.acknowledged) } " "
+                        (a.by) ", " (t.until) " " (frame.exact(a.until)) ": " (a.note)
+                    },
+                    Some(a) => span.muted { (t.ack_expired) " " (frame.exact(a.until)) },
+                    None => span.muted { "—" },
+                }
+            }
+            @if frame.admin() {
+                td.decide {
+                    a.button.secondary.small href={ "/console/services/" (id) "/drift/" (field) "/adopt" } { (t.adopt_button) }
+                    " "
+                    @if e.acknowledged_at(now) {
+                        form.inline method="post" action={ "/console/services/" (id) "/drift/" (field) "/unacknowledge" } {
+                            (frame.csrf())
+                            button.secondary.small type="submit" { (t.unack_button) }
+                        }
+                    } @else {
+                        a.button.secondary.small href={ "/console/services/" (id) "/drift/" (field) "/acknowledge" } { (t.ack_button) }
+                    }
+                }
+            }
         }
     }
+}
+
+/// What a decision confirmation page is about.
+pub enum Decide<'a> {
+    Adopt {
+        linked: &'a LinkedService,
+        entry: &'a crate::domain::DriftEntry,
+    },
+    Acknowledge {
+        linked: &'a LinkedService,
+        entry: &'a crate::domain::DriftEntry,
+    },
+    Approve {
+        account: &'a str,
+        reason: Option<&'a str>,
+    },
+}
+
+/// The confirmation of a decision: what it does, a note, and for an
+/// acknowledgement how long.
+pub fn confirm_decision(frame: &Frame<'_>, d: &Decide<'_>) -> Markup {
+    let t = frame.t();
+    let (heading, text, action, back, confirm) = match d {
+        Decide::Adopt { linked, entry } => (
+            t.adopt_heading,
+            t.adopt_text,
+            format!(
+                "/console/services/{}/drift/{}/adopt",
+                linked.service.id.0,
+                entry.field.as_str()
+            ),
+            format!("/console/services/{}", linked.service.id.0),
+            t.adopt_confirm,
+        ),
+        Decide::Acknowledge { linked, entry } => (
+            t.ack_heading,
+            t.ack_text,
+            format!(
+                "/console/services/{}/drift/{}/acknowledge",
+                linked.service.id.0,
+                entry.field.as_str()
+            ),
+            format!("/console/services/{}", linked.service.id.0),
+            t.ack_confirm,
+        ),
+        Decide::Approve { account, .. } => (
+            t.approve_heading,
+            t.approve_text,
+            format!("/console/accounts/{account}/approve"),
+            "/console/accounts".to_owned(),
+            t.approve_confirm,
+        ),
+    };
+    frame.page(
+        heading,
+        html! {
+            section.card.narrow.confirm aria-labelledby="confirm-heading" {
+                h1 #confirm-heading { (heading) }
+                p { (text) }
+                @match d {
+                    Decide::Adopt { linked, entry } | Decide::Acknowledge { linked, entry } => {
+                        p { strong { (linked.service.values.name) } " · " code { (entry.field.as_str()) } }
+                        dl {
+                            div { dt { (t.platform_value) } dd.platform { (entry.platform_value) } }
+                            div { dt { (t.calcom_value) } dd.calcom { (entry.calcom_value) } }
+                        }
+                    },
+                    Decide::Approve { account, reason } => {
+                        p { strong { (account) } }
+                        @if let Some(r) = reason { p.error-text { (r) } }
+                    },
+                }
+                form method="post" action=(action) {
+                    (frame.csrf())
+                    @if let Decide::Acknowledge { .. } = d {
+                        div.field {
+                            label for="for" { (t.ack_for) }
+                            select #for name="for" {
+                                option value="1d" { (t.ack_one_day) }
+                                option value="7d" selected { (t.ack_one_week) }
+                                option value="30d" { (t.ack_one_month) }
+                            }
+                        }
+                    }
+                    div.field {
+                        label for="note" { (t.note) }
+                        input #note type="text" name="note" maxlength="500"
+                            required[matches!(d, Decide::Acknowledge { .. })];
+                    }
+                    div.buttons {
+                        button.success #confirm type="submit" { (confirm) }
+                        a.button.secondary href=(back) { (t.cancel) }
+                    }
+                }
+            }
+        },
+    )
 }
 
 pub fn confirm_push(frame: &Frame<'_>, linked: &LinkedService) -> Markup {
@@ -584,6 +710,7 @@ fn result_badge(t: &Text, result: &str) -> Markup {
     let (class, label) = match result {
         "success" => ("success", t.result_success),
         "partial" => ("warning", t.result_partial),
+        "held" => ("warning", t.result_held),
         _ => ("error", t.result_failure),
     };
     html! { span class={ "badge " (class) } { (label) } }
@@ -679,9 +806,18 @@ pub fn accounts(frame: &Frame<'_>, accounts: &[AccountView<'_>]) -> Markup {
                                     }
                                 }
                             }
-                            // Issue 9: a held account shows its guard counts here,
-                            // and admins get the approve form (POST
-                            // /console/accounts/{name}/approve with frame.csrf()).
+                            @if let Some(run) = a.last.filter(|r| r.result == "held") {
+                                div.held {
+                                    dt { (t.held) }
+                                    dd {
+                                        span.error-text { (run.error.as_deref().unwrap_or("")) }
+                                        @if frame.admin() {
+                                            " "
+                                            a.button.success.small href={ "/console/accounts/" (a.name) "/approve" } { (t.approve_button) }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }

@@ -10,8 +10,9 @@ use crate::reconcile::{DecidedBy, DecisionError, DecisionOutcome, ManualPush, Ma
 
 use super::Daemon;
 
-/// Who the operator API records as the decider.
-const API: &str = "api";
+/// Who the JSON operator API records as the decider (the console records
+/// `console`).
+pub const BY_API: &str = "api";
 
 impl Daemon {
     pub async fn drift(
@@ -50,12 +51,13 @@ impl Daemon {
             .map_err(PushRefused::Push)
     }
 
-    /// `POST /api/v1/services/{id}/adopt`.
+    /// `POST /api/v1/services/{id}/adopt` (and the console's adopt).
     pub async fn adopt(
         &self,
         id: ServiceId,
         fields: &[Field],
         note: Option<String>,
+        by: &str,
     ) -> Result<DecisionOutcome, DecideRefused> {
         let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
         let settings = self.settings();
@@ -65,7 +67,7 @@ impl Daemon {
                 settings.policy,
                 id,
                 fields,
-                &by_api(note),
+                &who(by, note),
             )
             .await?)
     }
@@ -77,10 +79,11 @@ impl Daemon {
         fields: &[Field],
         until: NaiveDateTime,
         note: Option<String>,
+        by: &str,
     ) -> Result<DecisionOutcome, DecideRefused> {
         let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
         Ok(reconciler
-            .acknowledge(id, fields, until, &by_api(note))
+            .acknowledge(id, fields, until, &who(by, note))
             .await?)
     }
 
@@ -90,9 +93,10 @@ impl Daemon {
         id: ServiceId,
         fields: &[Field],
         note: Option<String>,
+        by: &str,
     ) -> Result<DecisionOutcome, DecideRefused> {
         let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
-        Ok(reconciler.unacknowledge(id, fields, &by_api(note)).await?)
+        Ok(reconciler.unacknowledge(id, fields, &who(by, note)).await?)
     }
 
     /// `POST /api/v1/accounts/{name}/approve`.
@@ -100,18 +104,19 @@ impl Daemon {
         &self,
         account: &str,
         note: Option<String>,
+        by: &str,
     ) -> Result<DecisionOutcome, DecideRefused> {
         let reconciler = self.reconciler.get().ok_or(DecideRefused::NotConnected)?;
         if self.settings().account(account).is_none() {
             return Err(DecideRefused::NoSuchAccount(account.to_owned()));
         }
-        Ok(reconciler.approve(account, &by_api(note)).await?)
+        Ok(reconciler.approve(account, &who(by, note)).await?)
     }
 }
 
-fn by_api(note: Option<String>) -> DecidedBy {
+fn who(by: &str, note: Option<String>) -> DecidedBy {
     DecidedBy {
-        by: API.to_owned(),
+        by: by.to_owned(),
         note,
     }
 }

@@ -34,7 +34,7 @@ mod lease;
 mod run;
 mod ticks;
 
-pub use actions::{DecideRefused, PushRefused};
+pub use actions::{BY_API, DecideRefused, PushRefused};
 pub use run::run;
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};

@@ -448,6 +448,10 @@ pub enum ServiceShow {
     Drifted,
     /// Whose event type Cal.com confirmed gone.
     Orphaned,
+    /// With an open drift entry under an unexpired acknowledgement.
+    Acknowledged,
+    /// Whose push calsync stopped retrying (it needs a human).
+    NeedsHuman,
 }
 
 /// An account whose services a listing shows.

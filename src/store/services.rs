@@ -609,6 +609,20 @@ fn listing_filter<D: Dialect>(qb: &mut QueryBuilder<D>, q: &ServiceQuery<'_>) {
                  (SELECT event_type_id FROM calsync_event_types WHERE gone_at IS NOT NULL)",
             );
         }
+        Some(ServiceShow::Acknowledged) => {
+            qb.push(
+                " AND s.id IN (SELECT service_id FROM calsync_drift WHERE open_key IS NOT NULL \
+                 AND acknowledged_until > ",
+            );
+            D::cell(qb, Cell::Time(chrono::Utc::now().naive_utc()));
+            qb.push(")");
+        }
+        Some(ServiceShow::NeedsHuman) => {
+            qb.push(format!(
+                " AND s.id IN (SELECT service_id FROM calsync_push_state ps WHERE {})",
+                D::flag("ps.needs_human")
+            ));
+        }
     }
     if let Some(search) = &q.search {
         qb.push(" AND (LOWER(s.name) LIKE ");

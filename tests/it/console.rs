@@ -518,9 +518,21 @@ async fn console_in_a_real_browser() {
         ],
         seed_event_types: 4,
         server: &tokens(),
-        extra: "",
+        // A guard that holds hamburg once it would orphan two of its services.
+        extra: "[sync.guard]\nmin_services = 1\nmax_orphan_percent = 20\n",
     })
     .await;
+    let hamburg: Vec<i64> = ["Wash", "Blow-dry", "Fringe trim"]
+        .into_iter()
+        .map(|title| {
+            d.sim.create_event_type(
+                HAMBURG_KEY,
+                json!({"title": title, "slug": title.to_lowercase().replace(' ', "-"), "lengthInMinutes": 20}),
+            )["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
     // A service whose duration someone changes in Cal.com.
     let keratin = d.sim.create_event_type(
         BERLIN_KEY,
@@ -613,6 +625,97 @@ async fn console_in_a_real_browser() {
     assert_eq!(d.sim.event_type(keratin).unwrap()["lengthInMinutes"], 90);
     de.check_page("service after the push").await;
     de.screenshot(&shots.join("service-pushed.png")).await;
+
+    // Acknowledge a new Cal.com edit, through its confirmation.
+    assert!(
+        d.sim
+            .edit_event_type(keratin, json!({"title": "Keratin deluxe"}))
+    );
+    d.reconcile(ADMIN).await;
+    de.goto(&service_url).await;
+    de.click_to_page("tr[data-field=name] td.decide a[href$=acknowledge]")
+        .await;
+    assert_eq!(de.text("h1").await, "Abweichung bestätigen");
+    assert!(de.text("dd.calcom").await.contains("Keratin deluxe"));
+    de.check_page("acknowledge confirmation").await;
+    de.fill("#note", "Umbenennung wird mit dem Salon besprochen")
+        .await;
+    de.screenshot(&shots.join("acknowledge-confirm.png")).await;
+    de.click_to_page("#confirm").await;
+    assert!(
+        de.text("main .notice")
+            .await
+            .contains("Abweichung bestätigt"),
+        "{}",
+        de.source().await
+    );
+    assert!(
+        de.text("tr[data-field=name] td.ack")
+            .await
+            .contains("Umbenennung wird mit dem Salon besprochen")
+    );
+    de.check_page("service, acknowledged").await;
+
+    // Adopt a Cal.com duration into the platform, through its confirmation.
+    assert!(
+        d.sim
+            .edit_event_type(keratin, json!({"lengthInMinutes": 100}))
+    );
+    d.reconcile(ADMIN).await;
+    de.goto(&service_url).await;
+    de.click_to_page("tr[data-field=duration_minutes] td.decide a[href$=adopt]")
+        .await;
+    assert_eq!(
+        de.text("h1").await,
+        "Cal.com-Wert in die Platform übernehmen"
+    );
+    de.check_page("adopt confirmation").await;
+    de.screenshot(&shots.join("adopt-confirm.png")).await;
+    de.click_to_page("#confirm").await;
+    assert!(
+        de.text("main .notice")
+            .await
+            .contains("Cal.com-Wert übernommen"),
+        "{}",
+        de.source().await
+    );
+    assert!(!de.has("tr[data-field=duration_minutes] td.decide").await);
+    assert_eq!(d.sim.event_type(keratin).unwrap()["lengthInMinutes"], 100);
+
+    // A held account, approved through its confirmation.
+    for et in &hamburg[..2] {
+        assert!(d.sim.delete_event_type(*et));
+    }
+    d.reconcile(ADMIN).await;
+    de.goto(&d.url("/console/accounts")).await;
+    assert!(
+        de.text("[data-account=hamburg]")
+            .await
+            .contains("Angehalten"),
+        "{}",
+        de.source().await
+    );
+    de.check_page("accounts, held").await;
+    de.screenshot(&shots.join("accounts-held.png")).await;
+    de.click_to_page("[data-account=hamburg] a[href$=approve]")
+        .await;
+    assert_eq!(de.text("h1").await, "Gesperrtes Konto freigeben");
+    de.check_page("approve confirmation").await;
+    de.fill("#note", "Zwei Dienstleistungen wurden eingestellt")
+        .await;
+    de.click_to_page("#confirm").await;
+    assert!(
+        de.text("main .notice").await.contains("Konto freigegeben"),
+        "{}",
+        de.source().await
+    );
+    d.reconcile(ADMIN).await;
+    de.goto(&d.url("/console/accounts")).await;
+    assert!(
+        !de.text("[data-account=hamburg]")
+            .await
+            .contains("Angehalten")
+    );
 
     // A POST without the CSRF token (or with a wrong one) is refused.
     let push = service_url.trim_start_matches(&d.url("")).to_owned() + "/push";
