@@ -13,6 +13,7 @@ use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
 use super::error::CalcomError;
@@ -145,9 +146,9 @@ impl AccountClient {
     ) -> Result<Listing, CalcomError> {
         let mut listing = Listing::default();
         let mut seen = std::collections::HashSet::new();
-        let mut push = |listing: &mut Listing, items: Vec<Value>, team: Option<TeamId>| {
-            for (pos, item) in items.iter().enumerate() {
-                let mut rec = wire::event_type_from_value(item, pos);
+        let mut push = |listing: &mut Listing, items: Vec<&RawValue>, team: Option<TeamId>| {
+            for (pos, item) in items.into_iter().enumerate() {
+                let mut rec = wire::event_type_from_raw(item, pos);
                 if let (Ok(et), Some(team)) = (&mut rec, team)
                     && et.team_id.is_none()
                 {
@@ -167,9 +168,9 @@ impl AccountClient {
             .list(Endpoint::ListEventTypes, "/v2/event-types".into(), &[])
             .await?;
         listing.requests += 1;
-        push(&mut listing, own, None);
+        push(&mut listing, items(Endpoint::ListEventTypes, &own)?, None);
         for team in team_ids {
-            let items = self
+            let page = self
                 .list(
                     Endpoint::ListTeamEventTypes,
                     format!("/v2/teams/{team}/event-types"),
@@ -177,6 +178,7 @@ impl AccountClient {
                 )
                 .await?;
             listing.requests += 1;
+            let items = items(Endpoint::ListTeamEventTypes, &page)?;
             push(&mut listing, items, Some(TeamId(*team)));
         }
         if let Some(org) = org_id {
@@ -185,7 +187,7 @@ impl AccountClient {
                     ("take", ORG_PAGE.to_string()),
                     ("skip", (page * ORG_PAGE).to_string()),
                 ];
-                let items = self
+                let page = self
                     .list(
                         Endpoint::ListOrgEventTypes,
                         format!("/v2/organizations/{org}/teams/event-types"),
@@ -193,6 +195,7 @@ impl AccountClient {
                     )
                     .await?;
                 listing.requests += 1;
+                let items = items(Endpoint::ListOrgEventTypes, &page)?;
                 let short = items.len() < ORG_PAGE;
                 push(&mut listing, items, None);
                 if short {
@@ -208,14 +211,9 @@ impl AccountClient {
         endpoint: Endpoint,
         path: String,
         query: &[(&str, String)],
-    ) -> Result<Vec<Value>, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         match self.call(endpoint, Method::GET, &path, query, None).await {
-            Ok(Value::Array(items)) => Ok(items),
-            Ok(other) => Err(CalcomError::Malformed {
-                endpoint: endpoint.as_str(),
-                status: 200,
-                detail: format!("`data` is {} instead of a list", json_kind(&other)),
-            }),
+            Ok(data) => Ok(data),
             // An older server answered an empty personal list with its own 404
             // ("Event types not found"). Any other 404 (a proxy's page, a wrong
             // path prefix) is a failure: read as empty, it would orphan services.
@@ -230,7 +228,7 @@ impl AccountClient {
                     .to_ascii_lowercase()
                     .contains("event types not found") =>
             {
-                Ok(Vec::new())
+                Ok(RawValue::from_string("[]".into()).expect("an empty list is JSON"))
             }
             Err(e) => Err(e),
         }
@@ -242,6 +240,7 @@ impl AccountClient {
         let data = self
             .call(Endpoint::Me, Method::GET, "/v2/me", &[], None)
             .await?;
+        let data: Value = serde_json::from_str(data.get()).unwrap_or(Value::Null);
         let id = data
             .get("id")
             .and_then(Value::as_i64)
@@ -315,7 +314,7 @@ impl AccountClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         let settings = &self.client.settings;
         let attempts = settings.max_attempts.max(1);
         let backoff = ExponentialBuilder::default()
@@ -356,7 +355,7 @@ impl AccountClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         self.limiter.acquire().await;
         let settings = &self.client.settings;
         // Appended, not joined: a base URL with a path prefix (a proxy) keeps it.
@@ -484,7 +483,7 @@ impl AccountClient {
         endpoint: Endpoint,
         status: StatusCode,
         bytes: &[u8],
-    ) -> Result<Value, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         let envelope: Option<Envelope> = serde_json::from_slice(bytes).ok();
         let message = || {
             let raw = envelope
@@ -562,13 +561,27 @@ impl AccountClient {
     }
 }
 
-fn decode_single(data: &Value) -> Result<EventType, RecordError> {
+fn decode_single(data: &RawValue) -> Result<EventType, RecordError> {
     // The team PATCH may answer with an array (one item per child).
-    let item = match data {
-        Value::Array(items) => items.first().unwrap_or(&Value::Null),
-        other => other,
-    };
-    wire::event_type_from_value(item, 0)
+    match serde_json::from_str::<Vec<&RawValue>>(data.get()) {
+        Ok(items) => match items.first() {
+            Some(item) => wire::event_type_from_raw(item, 0),
+            None => wire::event_type_from_value(&Value::Null, 0),
+        },
+        Err(_) => wire::event_type_from_raw(data, 0),
+    }
+}
+
+/// The records of a listing's `data`, each left undecoded.
+fn items(endpoint: Endpoint, data: &RawValue) -> Result<Vec<&RawValue>, CalcomError> {
+    serde_json::from_str::<Vec<&RawValue>>(data.get()).map_err(|_| {
+        let kind = serde_json::from_str::<Value>(data.get()).map_or("a scalar", |v| json_kind(&v));
+        CalcomError::Malformed {
+            endpoint: endpoint.as_str(),
+            status: 200,
+            detail: format!("`data` is {kind} instead of a list"),
+        }
+    })
 }
 
 fn transport_code(e: &CalcomError) -> &'static str {
