@@ -198,6 +198,9 @@ pub struct SyncConfig {
     pub repush_drifted: bool,
     pub allow_calcom_overwrites: bool,
     pub detect_platform_edits: bool,
+    /// Rewrite `last_calcom_sync` on every unchanged service each pass (the old
+    /// behaviour, one row write per service and pass).
+    pub touch_last_calcom_sync: bool,
     pub orphan_checks_per_pass: usize,
     pub max_push_attempts: u32,
     pub push_backoff_initial_secs: u64,
@@ -219,6 +222,7 @@ impl Default for SyncConfig {
             repush_drifted: policy.repush_drifted,
             allow_calcom_overwrites: false,
             detect_platform_edits: policy.detect_platform_edits,
+            touch_last_calcom_sync: policy.touch_last_calcom_sync,
             orphan_checks_per_pass: 10,
             max_push_attempts: policy.backoff.max_attempts,
             push_backoff_initial_secs: policy.backoff.initial_secs,
@@ -760,6 +764,7 @@ impl Config {
                 push_pending: self.sync.push_pending,
                 repush_drifted: self.sync.repush_drifted,
                 detect_platform_edits: self.sync.detect_platform_edits,
+                touch_last_calcom_sync: self.sync.touch_last_calcom_sync,
                 ownership,
                 guard: Guard {
                     max_orphan_percent: self.sync.guard.max_orphan_percent,

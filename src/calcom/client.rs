@@ -13,6 +13,7 @@ use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::debug;
 
 use super::error::CalcomError;
@@ -146,9 +147,9 @@ impl AccountClient {
     ) -> Result<Listing, CalcomError> {
         let mut listing = Listing::default();
         let mut seen = std::collections::HashSet::new();
-        let mut push = |listing: &mut Listing, items: Vec<Value>, team: Option<TeamId>| {
-            for (pos, item) in items.iter().enumerate() {
-                let mut rec = wire::event_type_from_value(item, pos);
+        let mut push = |listing: &mut Listing, items: Vec<&RawValue>, team: Option<TeamId>| {
+            for (pos, item) in items.into_iter().enumerate() {
+                let mut rec = wire::event_type_from_raw(item, pos);
                 if let (Ok(et), Some(team)) = (&mut rec, team)
                     && et.team_id.is_none()
                 {
@@ -168,9 +169,9 @@ impl AccountClient {
             .list(Endpoint::ListEventTypes, "/v2/event-types".into(), &[])
             .await?;
         listing.requests += 1;
-        push(&mut listing, own, None);
+        push(&mut listing, items(Endpoint::ListEventTypes, &own)?, None);
         for team in team_ids {
-            let items = self
+            let page = self
                 .list(
                     Endpoint::ListTeamEventTypes,
                     format!("/v2/teams/{team}/event-types"),
@@ -178,6 +179,7 @@ impl AccountClient {
                 )
                 .await?;
             listing.requests += 1;
+            let items = items(Endpoint::ListTeamEventTypes, &page)?;
             push(&mut listing, items, Some(TeamId(*team)));
         }
         if let Some(org) = org_id {
@@ -186,7 +188,7 @@ impl AccountClient {
                     ("take", ORG_PAGE.to_string()),
                     ("skip", (page * ORG_PAGE).to_string()),
                 ];
-                let items = self
+                let page = self
                     .list(
                         Endpoint::ListOrgEventTypes,
                         format!("/v2/organizations/{org}/teams/event-types"),
@@ -194,6 +196,7 @@ impl AccountClient {
                     )
                     .await?;
                 listing.requests += 1;
+                let items = items(Endpoint::ListOrgEventTypes, &page)?;
                 let short = items.len() < ORG_PAGE;
                 push(&mut listing, items, None);
                 if short {
@@ -209,14 +212,9 @@ impl AccountClient {
         endpoint: Endpoint,
         path: String,
         query: &[(&str, String)],
-    ) -> Result<Vec<Value>, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         match self.call(endpoint, Method::GET, &path, query, None).await {
-            Ok(Value::Array(items)) => Ok(items),
-            Ok(other) => Err(CalcomError::Malformed {
-                endpoint: endpoint.as_str(),
-                status: 200,
-                detail: format!("`data` is {} instead of a list", json_kind(&other)),
-            }),
+            Ok(data) => Ok(data),
             // An older server answered an empty personal list with its own 404
             // ("Event types not found"). Any other 404 (a proxy's page, a wrong
             // path prefix) is a failure: read as empty, it would orphan services.
@@ -231,7 +229,7 @@ impl AccountClient {
                     .to_ascii_lowercase()
                     .contains("event types not found") =>
             {
-                Ok(Vec::new())
+                Ok(RawValue::from_string("[]".into()).expect("an empty list is JSON"))
             }
             Err(e) => Err(e),
         }
@@ -243,6 +241,7 @@ impl AccountClient {
         let data = self
             .call(Endpoint::Me, Method::GET, "/v2/me", &[], None)
             .await?;
+        let data: Value = serde_json::from_str(data.get()).unwrap_or(Value::Null);
         let id = data
             .get("id")
             .and_then(Value::as_i64)
@@ -316,7 +315,7 @@ impl AccountClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         let settings = &self.client.settings;
         let attempts = settings.max_attempts.max(1);
         let backoff = ExponentialBuilder::default()
@@ -363,7 +362,7 @@ impl AccountClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         self.limiter.acquire().await;
         let settings = &self.client.settings;
         // Appended, not joined: a base URL with a path prefix (a proxy) keeps it.
@@ -497,7 +496,7 @@ impl AccountClient {
         endpoint: Endpoint,
         status: StatusCode,
         bytes: &[u8],
-    ) -> Result<Value, CalcomError> {
+    ) -> Result<Box<RawValue>, CalcomError> {
         let envelope: Option<Envelope> = serde_json::from_slice(bytes).ok();
         let message = || {
             let raw = envelope
@@ -575,13 +574,27 @@ impl AccountClient {
     }
 }
 
-fn decode_single(data: &Value) -> Result<EventType, RecordError> {
+fn decode_single(data: &RawValue) -> Result<EventType, RecordError> {
     // The team PATCH may answer with an array (one item per child).
-    let item = match data {
-        Value::Array(items) => items.first().unwrap_or(&Value::Null),
-        other => other,
-    };
-    wire::event_type_from_value(item, 0)
+    match serde_json::from_str::<Vec<&RawValue>>(data.get()) {
+        Ok(items) => match items.first() {
+            Some(item) => wire::event_type_from_raw(item, 0),
+            None => wire::event_type_from_value(&Value::Null, 0),
+        },
+        Err(_) => wire::event_type_from_raw(data, 0),
+    }
+}
+
+/// The records of a listing's `data`, each left undecoded.
+fn items(endpoint: Endpoint, data: &RawValue) -> Result<Vec<&RawValue>, CalcomError> {
+    serde_json::from_str::<Vec<&RawValue>>(data.get()).map_err(|_| {
+        let kind = serde_json::from_str::<Value>(data.get()).map_or("a scalar", |v| json_kind(&v));
+        CalcomError::Malformed {
+            endpoint: endpoint.as_str(),
+            status: 200,
+            detail: format!("`data` is {kind} instead of a list"),
+        }
+    })
 }
 
 fn transport_code(e: &CalcomError) -> &'static str {

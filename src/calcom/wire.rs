@@ -5,8 +5,20 @@
 //! and `hosts` are objects, `lengthInMinutesOptions` may hold strings, unknown fields
 //! appear) and strict where calsync compares or stores a value: one bad record is a
 //! [`RecordError`] naming the event type, never a failed page.
+//!
+//! Two decoders, one set of checks. A listing's records are decoded straight into
+//! [`RawEventType`] (strings borrowed from the body where they hold no escapes,
+//! unknown fields skipped without building trees); a record that typed decoding
+//! refuses for any reason is decoded again through a `serde_json::Value`, whose
+//! lenient reading either accepts it or names the event type and the field. Both
+//! run the same checks in the same order, so the fast path can only agree with
+//! the slow one.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::domain::{
@@ -16,13 +28,14 @@ use crate::domain::{
 /// The version header value every `/v2/event-types*` call must carry.
 pub const API_VERSION: &str = "2024-06-14";
 
-/// `{"status":"success","data":…}` or `{"status":"error","error":{…}}`.
+/// `{"status":"success","data":…}` or `{"status":"error","error":{…}}`. `data`
+/// stays undecoded: a listing decodes it record by record.
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<Box<RawValue>>,
     #[serde(default)]
     pub error: Option<ErrorBody>,
 }
@@ -126,7 +139,183 @@ fn storable(key: &str, value: &str, multiline: bool) -> Result<(), String> {
     }
 }
 
-/// Turns one listed item into a domain event type.
+/// One record of a listing, typed: what calsync reads, borrowed where it can be.
+/// Anything unusual (a wrong type, a duplicate key, a non-object, an id that is
+/// not positive) fails it, and the record goes through [`event_type_from_value`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEventType<'a> {
+    id: i64,
+    #[serde(borrow)]
+    title: Option<Text<'a>>,
+    #[serde(borrow)]
+    description: Option<Text<'a>>,
+    length_in_minutes: Option<i64>,
+    hidden: Option<bool>,
+    team_id: Option<i64>,
+    #[serde(borrow)]
+    slug: Option<Text<'a>>,
+    /// Lenient (strings or numbers, anything else dropped): read as a `Value`.
+    #[serde(borrow)]
+    length_in_minutes_options: Option<&'a RawValue>,
+    #[serde(borrow)]
+    metadata: Option<Obj<RawMetadata<'a>>>,
+    price: Option<i64>,
+    #[serde(borrow)]
+    currency: Option<Text<'a>>,
+}
+
+/// A struct read only from a JSON object: serde's derived structs also accept an
+/// array of their fields in order, which the lenient decoder rightly refuses.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData)).map(Obj)
+    }
+}
+
+/// A string borrowed from the body when it holds no escapes, owned otherwise
+/// (serde's own `Cow<str>` is always owned inside an `Option`).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawMetadata<'a> {
+    /// By name, as the lenient decoder sorts them.
+    #[serde(borrow)]
+    apps: Option<BTreeMap<Text<'a>, Obj<RawApp<'a>>>>,
+}
+
+#[derive(Deserialize)]
+struct RawApp<'a> {
+    enabled: Option<bool>,
+    price: Option<i64>,
+    #[serde(borrow)]
+    currency: Option<Text<'a>>,
+}
+
+/// Turns one record of a listing into a domain event type: typed, or, if typed
+/// decoding refuses it, through [`event_type_from_value`] (which names the field).
+pub fn event_type_from_raw(item: &RawValue, position: usize) -> Result<EventType, RecordError> {
+    if let Ok(Obj(raw)) = serde_json::from_str::<Obj<RawEventType<'_>>>(item.get())
+        && raw.id > 0
+        && let Some(options) = raw.options()
+    {
+        let id = EventTypeId(raw.id);
+        return raw.check(id, options).map_err(|message| RecordError {
+            event_type_id: Some(id),
+            message,
+        });
+    }
+    match serde_json::from_str::<Value>(item.get()) {
+        Ok(value) => event_type_from_value(&value, position),
+        Err(e) => Err(RecordError {
+            event_type_id: None,
+            message: format!("item #{position} of the listing is not valid JSON: {e}"),
+        }),
+    }
+}
+
+impl RawEventType<'_> {
+    /// The length options, or `None` (outer) when they are not even JSON.
+    #[allow(clippy::option_option, reason = "outer: unreadable; inner: no options")]
+    fn options(&self) -> Option<Option<Vec<u32>>> {
+        match self.length_in_minutes_options {
+            None => Some(None),
+            Some(raw) => {
+                let value = serde_json::from_str::<Value>(raw.get()).ok()?;
+                Some(length_options(Some(&value)))
+            }
+        }
+    }
+
+    /// The checks of [`decode`], in its order.
+    fn check(
+        &self,
+        id: EventTypeId,
+        length_options: Option<Vec<u32>>,
+    ) -> Result<EventType, String> {
+        let title = checked_title(self.title.as_deref())?;
+        let description = checked_description(self.description.as_deref())?;
+        let length = checked_length(self.length_in_minutes)?;
+        let slug = checked_slug(self.slug.as_deref())?;
+        let app = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.0.apps.as_ref())
+            .and_then(|apps| {
+                apps.iter()
+                    .find(|(_, app)| app.0.enabled == Some(true) && app.0.price.is_some())
+            });
+        let price = match app {
+            Some((name, Obj(app))) => money(
+                app.price,
+                app.currency.as_deref(),
+                &format!("metadata.apps.{name}"),
+            )?,
+            None => money(self.price, self.currency.as_deref(), "price")?,
+        };
+        Ok(EventType {
+            id,
+            team_id: self.team_id.filter(|t| *t > 0).map(TeamId),
+            title: title.to_owned(),
+            slug: slug.to_owned(),
+            description: description.to_owned(),
+            length,
+            length_options,
+            hidden: self.hidden.unwrap_or(false),
+            price,
+        })
+    }
+}
+
+/// Turns one listed item, already a `Value`, into a domain event type.
 pub fn event_type_from_value(item: &Value, position: usize) -> Result<EventType, RecordError> {
     let Some(obj) = item.as_object() else {
         return Err(RecordError {
@@ -153,7 +342,31 @@ pub fn event_type_from_value(item: &Value, position: usize) -> Result<EventType,
 }
 
 fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String> {
-    let title = text(obj, "title")?.ok_or("title is missing")?;
+    let title = checked_title(text(obj, "title")?)?;
+    let description = checked_description(text(obj, "description")?)?;
+    let length = checked_length(whole(obj, "lengthInMinutes")?)?;
+    let hidden = match obj.get("hidden") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("hidden is {}, expected a boolean", kind_of(other))),
+    };
+    let team_id = whole(obj, "teamId")?.filter(|t| *t > 0).map(TeamId);
+    let slug = checked_slug(text(obj, "slug")?)?;
+    Ok(EventType {
+        id,
+        team_id,
+        title: title.to_owned(),
+        slug: slug.to_owned(),
+        description: description.to_owned(),
+        length,
+        length_options: length_options(obj.get("lengthInMinutesOptions")),
+        hidden,
+        price: effective_price(obj)?,
+    })
+}
+
+fn checked_title(title: Option<&str>) -> Result<&str, String> {
+    let title = title.ok_or("title is missing")?;
     if title.trim().is_empty() {
         return Err("title is empty".into());
     }
@@ -164,7 +377,11 @@ fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String
             "title is {title_chars} characters long; the platform's name holds at most {MAX_NAME_CHARS}"
         ));
     }
-    let description = text(obj, "description")?.unwrap_or_default();
+    Ok(title)
+}
+
+fn checked_description(description: Option<&str>) -> Result<&str, String> {
+    let description = description.unwrap_or_default();
     storable("description", description, true)?;
     let description_chars = description.chars().count();
     if description_chars > MAX_DESCRIPTION_CHARS {
@@ -172,32 +389,23 @@ fn decode(id: EventTypeId, obj: &Map<String, Value>) -> Result<EventType, String
             "description is {description_chars} characters long (at most {MAX_DESCRIPTION_CHARS} are accepted)"
         ));
     }
-    let length = whole(obj, "lengthInMinutes")?.ok_or("lengthInMinutes is missing")?;
-    let length = Minutes::new(length).ok_or_else(|| {
+    Ok(description)
+}
+
+fn checked_length(length: Option<i64>) -> Result<Minutes, String> {
+    let length = length.ok_or("lengthInMinutes is missing")?;
+    Minutes::new(length).ok_or_else(|| {
         format!(
             "lengthInMinutes {length} is out of range (1..={})",
             crate::domain::MAX_MINUTES
         )
-    })?;
-    let hidden = match obj.get("hidden") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("hidden is {}, expected a boolean", kind_of(other))),
-    };
-    let team_id = whole(obj, "teamId")?.filter(|t| *t > 0).map(TeamId);
-    let slug = text(obj, "slug")?.unwrap_or_default().to_owned();
-    storable("slug", &slug, false)?;
-    Ok(EventType {
-        id,
-        team_id,
-        title: title.to_owned(),
-        slug,
-        description: description.to_owned(),
-        length,
-        length_options: length_options(obj.get("lengthInMinutesOptions")),
-        hidden,
-        price: effective_price(obj)?,
     })
+}
+
+fn checked_slug(slug: Option<&str>) -> Result<&str, String> {
+    let slug = slug.unwrap_or_default();
+    storable("slug", slug, false)?;
+    Ok(slug)
 }
 
 /// The spec types the options as strings; the server sends numbers. Accept both and
@@ -344,6 +552,61 @@ mod tests {
         let err = event_type_from_value(&json!({"title": "x"}), 7).unwrap_err();
         assert_eq!(err.event_type_id, None);
         assert!(err.message.contains("#7"));
+    }
+
+    fn raw(v: &Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_typed_decoder_reads_a_realistic_record_as_the_lenient_one_does() {
+        let mut v = sample();
+        v["description"] = json!("Line one\nline \"two\"\tend");
+        v["lengthInMinutesOptions"] = json!(["30", 60]);
+        v["teamId"] = json!(12);
+        assert_eq!(
+            event_type_from_raw(&raw(&v), 0),
+            event_type_from_value(&v, 0)
+        );
+        assert!(event_type_from_raw(&raw(&v), 0).is_ok());
+    }
+
+    #[test]
+    fn records_the_typed_decoder_refuses_are_read_leniently_or_named() {
+        let mut lenient = sample();
+        // Not booleans or objects where the typed decoder wants them: the lenient
+        // reading skips the app and takes the top-level price.
+        lenient["metadata"]["apps"]["stripe"]["enabled"] = json!("yes");
+        lenient["metadata"]["apps"]["paypal"] = json!("not an app");
+        let et = event_type_from_raw(&raw(&lenient), 0).unwrap();
+        assert_eq!(et.price.cents, 9000);
+        assert_eq!(Ok(et), event_type_from_value(&lenient, 0));
+
+        let mut bad = sample();
+        bad["lengthInMinutes"] = json!(60.5);
+        let err = event_type_from_raw(&raw(&bad), 4).unwrap_err();
+        assert_eq!(err.event_type_id, Some(EventTypeId(81234)));
+        assert!(err.message.contains("lengthInMinutes"), "{err}");
+
+        // serde's structs would take an array of their fields in order; a record
+        // (or a payment app) must be an object.
+        let mut positional = sample();
+        positional["metadata"]["apps"]["stripe"] = json!([true, 0, ""]);
+        assert_eq!(
+            event_type_from_raw(&raw(&positional), 0),
+            event_type_from_value(&positional, 0)
+        );
+        assert_eq!(
+            event_type_from_raw(&raw(&positional), 0)
+                .unwrap()
+                .price
+                .cents,
+            9000
+        );
+
+        let err = event_type_from_raw(&raw(&json!([1, 2])), 4).unwrap_err();
+        assert_eq!(err.event_type_id, None);
+        assert!(err.message.contains("#4"), "{err}");
     }
 
     #[test]

@@ -240,6 +240,11 @@ pub struct Policy {
     /// Push a platform edit found by comparing with the baseline even when the
     /// platform did not mark the service `pending` (`sync.detect_platform_edits`).
     pub detect_platform_edits: bool,
+    /// Write `last_calcom_sync = now` on every unchanged service each pass, as
+    /// calsync did before the per-account verification time existed
+    /// (`sync.touch_last_calcom_sync`). Off: sync metadata is written only when it
+    /// changes, and "last verified" is kept once per account and pass.
+    pub touch_last_calcom_sync: bool,
     /// Who owns each field (already merged with the account's overrides when a
     /// pass runs).
     pub ownership: Ownership,
@@ -254,6 +259,7 @@ impl Default for Policy {
             push_pending: true,
             repush_drifted: false,
             detect_platform_edits: true,
+            touch_last_calcom_sync: false,
             ownership: Ownership::default(),
             guard: Guard::default(),
             backoff: Backoff::default(),

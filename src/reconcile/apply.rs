@@ -501,6 +501,7 @@ impl Reconciler {
         }
         report.imported = outcome.imported.len();
         report.overwritten = outcome.overwritten;
+        report.services_written = outcome.services_written;
         report.confirmation_conflicts = outcome.confirmation_conflicts;
         if outcome.confirmation_conflicts > 0 {
             info!(

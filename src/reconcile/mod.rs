@@ -27,7 +27,7 @@
 //! | service | action |
 //! |---|---|
 //! | unknown event type | import (`import_unknown`), exactly once, with its baseline |
-//! | every field agrees | metadata only; a pending service is confirmed |
+//! | every field agrees | metadata only, when it changes; a pending service is confirmed |
 //! | a push failed before with the same values | held until its backoff passes; after `max_push_attempts` or a refusal (4xx), held until a human acts (`needs a human:`) |
 //! | the pass would orphan / overwrite more than `sync.guard` allows | the account is held: only its run journal line (`held`) is written, until `calsync approve` |
 //! | unreadable record | per-record error naming the event type; nothing written from it |

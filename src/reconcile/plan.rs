@@ -731,11 +731,7 @@ pub fn build_write(
                         expected: cmp.service.values.clone(),
                     });
                 } else {
-                    w.metadata.push(MetadataUpdate {
-                        id,
-                        status: SyncStatus::Synced,
-                        error: None,
-                    });
+                    note_metadata(&mut w, plan, &cmp.service, SyncStatus::Synced, None, false);
                 }
             }
             Decision::Reconcile(sp) => {
@@ -743,11 +739,8 @@ pub fn build_write(
             }
             Decision::Unreadable { error, service } => {
                 if let Some(s) = service {
-                    w.metadata.push(MetadataUpdate {
-                        id: s.id,
-                        status: SyncStatus::Error,
-                        error: Some(format!("Cal.com's {error}; the service was left unchanged")),
-                    });
+                    let error = format!("Cal.com's {error}; the service was left unchanged");
+                    note_metadata(&mut w, plan, s, SyncStatus::Error, Some(error), false);
                 }
             }
             Decision::Orphan(s) => {
@@ -757,11 +750,8 @@ pub fn build_write(
                     .map(|e| (e.field, Resolution::Orphaned))
                     .collect();
                 close_open(&mut w, plan, s.id, &how, &[], &[]);
-                w.metadata.push(MetadataUpdate {
-                    id: s.id,
-                    status: SyncStatus::Error,
-                    error: Some(orphan_message(s, &plan.account)),
-                });
+                let error = orphan_message(s, &plan.account);
+                note_metadata(&mut w, plan, s, SyncStatus::Error, Some(error), false);
             }
         }
     }
@@ -972,7 +962,18 @@ fn write_service(
         });
     // After an overwrite, `expected` holds the values written: a pending row (its
     // platform edit had nothing to push) is confirmed once they are in place.
-    if stored_now.is_some() || nothing_to_push {
+    // A row that is not pending needs no confirmation when the sync metadata below
+    // says the last word, or when it would not change the row (a steady pass
+    // writes nothing per unchanged service).
+    let last_word = left.is_empty() && failure.is_none();
+    let confirm = (stored_now.is_some() || nothing_to_push)
+        && (service.sync_status == SyncStatus::Pending
+            || plan.policy.touch_last_calcom_sync
+            || (last_word
+                && (service.sync_status != SyncStatus::Synced
+                    || service.sync_error.is_some()
+                    || service.last_calcom_sync.is_none())));
+    if confirm {
         w.confirmations.push(Confirmation { id, expected });
     }
     if !left.is_empty() || failure.is_some() {
@@ -998,10 +999,40 @@ fn write_service(
                 error: error.clone(),
             });
         }
+        // An overwrite, a confirmation or a give-up of this write sets the row's
+        // status itself: the error must follow it even if the row held it before.
+        let rewritten = overwritten || stuck || confirm;
+        note_metadata(w, plan, service, SyncStatus::Error, Some(error), rewritten);
+    }
+}
+
+/// Sync metadata for a service, written only when it changes what the pass read:
+/// the status the row ends with (a `pending` row stays `pending`) or its error,
+/// or a row never stamped. `rewritten`: an earlier statement of this write sets
+/// the row's status or error itself, so the metadata must follow. With
+/// `touch_last_calcom_sync` every unchanged row is stamped as before (one row
+/// write per service and pass).
+fn note_metadata(
+    w: &mut AccountWrite,
+    plan: &Plan,
+    service: &Service,
+    status: SyncStatus,
+    error: Option<String>,
+    rewritten: bool,
+) {
+    let ends_with = if service.sync_status == SyncStatus::Pending {
+        SyncStatus::Pending
+    } else {
+        status
+    };
+    let changes = ends_with != service.sync_status
+        || error != service.sync_error
+        || service.last_calcom_sync.is_none();
+    if changes || rewritten || plan.policy.touch_last_calcom_sync {
         w.metadata.push(MetadataUpdate {
-            id,
-            status: SyncStatus::Error,
-            error: Some(error),
+            id: service.id,
+            status,
+            error,
         });
     }
 }

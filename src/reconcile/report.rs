@@ -97,6 +97,8 @@ pub struct AccountReport {
     pub empty_listing_guarded: bool,
     pub calcom_requests: u32,
     pub sql_statements: u64,
+    /// Rows of the platform's `services` table the pass inserted or updated.
+    pub services_written: u64,
     /// Who owns each field for this account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ownership: Option<Ownership>,

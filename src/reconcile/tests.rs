@@ -171,6 +171,7 @@ fn run_strategy() -> impl Strategy<Value = Run> {
                         push_pending,
                         repush_drifted: repush,
                         detect_platform_edits: detect,
+                        touch_last_calcom_sync: false,
                         ownership,
                         guard: Guard::default(),
                         backoff: NO_WAIT,

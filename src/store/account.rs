@@ -13,7 +13,8 @@
 //!    Cal.com value in the history);
 //! 8. baselines, 9. the event type registry, 10. confirmed deletions, 11. push
 //!    retry states, 12. acknowledgements, 13. decisions and the approval used,
-//!    14. the run journal line.
+//!    14. the run journal line and the account's verification time (once per
+//!    account and pass: unchanged services are not stamped one by one).
 //!
 //! A write that asks for all its overwrites or nothing (an operator's adoption)
 //! rolls back when a guard did not hold.
@@ -25,6 +26,7 @@ use super::dialect::Dialect;
 use super::error::on;
 use super::{
     ApplyOutcome, StoreError, baseline, decisions, drift, push_state, registry, runs, services,
+    verification,
 };
 
 /// One account's write in one transaction.
@@ -65,8 +67,8 @@ async fn write<D: Dialect>(
     services::import::<D>(c, st, w, &mut out).await?;
     services::overwrite::<D>(c, st, w, &mut out).await?;
     services::confirm::<D>(c, st, w, &mut out).await?;
-    services::metadata::<D>(c, st, w).await?;
-    services::give_up::<D>(c, st, w).await?;
+    services::metadata::<D>(c, st, w, &mut out).await?;
+    services::give_up::<D>(c, st, w, &mut out).await?;
     drift::resolve::<D>(c, st, w.now, &w.drift_replaced).await?;
     drift::upsert::<D>(c, st, w).await?;
     drift::resolve::<D>(c, st, w.now, &w.drift_resolutions).await?;
@@ -78,6 +80,7 @@ async fn write<D: Dialect>(
     decisions::write::<D>(c, st, w).await?;
     if let Some(run) = w.run {
         runs::insert::<D>(c, st, run).await?;
+        verification::record::<D>(c, st, w.account, w.now).await?;
     }
     Ok(out)
 }

@@ -26,7 +26,8 @@
 //! the catalog queries (which differ entirely); `schema` the embedded migrations
 //! and the check of `services`; `batch` deduplicates, sorts and chunks a write;
 //! `rows` decodes rows into domain types; `connect` turns the URL into a pool;
-//! `lease` the leader lease.
+//! `lease` the leader lease; `verification` when each account was last verified
+//! (what the `calsync_service_status` view shows per service).
 
 mod account;
 mod baseline;
@@ -44,6 +45,7 @@ mod rows;
 mod runs;
 mod schema;
 mod services;
+mod verification;
 
 pub use decisions::{DecisionKind, DecisionRecord, StoredDecision};
 pub use error::StoreError;
@@ -126,6 +128,8 @@ pub struct NewService {
 
 /// A sync-metadata-only write: `last_calcom_sync = now`, `sync_error = error`, and
 /// `sync_status = status` unless the row is `pending` (then it stays `pending`).
+/// The plan asks for one only when it changes the row (or when the operator keeps
+/// `sync.touch_last_calcom_sync`); "last verified" is kept per account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataUpdate {
     pub id: ServiceId,
@@ -368,6 +372,9 @@ pub struct ApplyOutcome {
     pub confirmation_conflicts: u64,
     /// Overwrites whose guard held.
     pub overwritten: u64,
+    /// Rows of `services` this write inserted or updated (MySQL counts matched
+    /// rows); 0 for a steady pass unless `touch_last_calcom_sync` is on.
+    pub services_written: u64,
 }
 
 impl fmt::Display for Backend {
@@ -632,10 +639,16 @@ impl Store {
 
     /// Applies calsync's migrations (recorded in `calsync_migrations`), which
     /// create `services` only where it does not exist, then runs
-    /// [`Store::verify_services`]. Idempotent; never alters an existing platform
+    /// [`Store::verify_services`] (first, when the table already existed). Idempotent; never alters an existing platform
     /// table.
     pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
         let existed = self.table_exists("services").await?;
+        if existed {
+            // Before any migration: the status view (migration 5) reads platform
+            // columns, and an incompatible table must be reported as such, every
+            // problem at once, not as the view's failure to compile.
+            self.verify_services().await?;
+        }
         let before = self.applied_versions().await?;
         let migrator = schema::migrator(self.backend());
         let ran = match &self.pool {
@@ -719,7 +732,8 @@ impl Store {
     ///   converted from hundredths in SQL with exact arithmetic); `imported`
     ///   lists only rows this call inserted, so racing passes import once;
     /// - `metadata`: `last_calcom_sync`, `sync_error`, and `sync_status` unless
-    ///   the row is `pending` at write time;
+    ///   the row is `pending` at write time (only rows whose metadata changes, or
+    ///   every row with `sync.touch_last_calcom_sync`);
     /// - `confirmations`: synced only where every business column still equals
     ///   `expected` (description NULL = "", currency case-insensitive);
     /// - `overwrites`: the new business values, `sync_status='synced'` (a
@@ -731,7 +745,8 @@ impl Store {
     ///   closes entries before the upserts (Cal.com replaced the value they hold);
     /// - `baselines` upserts the agreed values per service (imports get the id
     ///   this call inserted);
-    /// - `registry` upserts, `run` appends to the journal.
+    /// - `registry` upserts, `run` appends to the journal and stamps the
+    ///   account's `last_verified_at` (`calsync_accounts`).
     ///
     /// Duplicated instructions for one row collapse (last wins; first for imports).
     /// A transaction that loses a deadlock or an import race is retried whole.

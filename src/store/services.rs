@@ -359,6 +359,7 @@ pub(super) async fn import<D: Dialect>(
         .map(|(et, id)| (EventTypeId(et), ServiceId(id)))
         .collect();
     out.imported.sort();
+    out.services_written += out.imported.len() as u64;
     Ok(())
 }
 
@@ -366,6 +367,7 @@ pub(super) async fn metadata<D: Dialect>(
     conn: &mut D::Connection,
     st: &Statements,
     w: &PreparedWrite<'_>,
+    out: &mut ApplyOutcome,
 ) -> Result<(), StoreError> {
     for rows in derived(&w.metadata, 3, |m| {
         16 + m.error.as_ref().map_or(0, String::len)
@@ -400,7 +402,7 @@ pub(super) async fn metadata<D: Dialect>(
             ],
         );
         st.tick();
-        D::execute(&mut *conn, qb)
+        out.services_written += D::execute(&mut *conn, qb)
             .await
             .map_err(on(D::BACKEND, "updating sync metadata"))?;
     }
@@ -441,6 +443,7 @@ pub(super) async fn confirm<D: Dialect>(
             .await
             .map_err(on(D::BACKEND, "confirming pushed services"))?;
         out.confirmed += done;
+        out.services_written += done;
         out.confirmation_conflicts += rows.len() as u64 - done;
     }
     Ok(())
@@ -452,6 +455,7 @@ pub(super) async fn give_up<D: Dialect>(
     conn: &mut D::Connection,
     st: &Statements,
     w: &PreparedWrite<'_>,
+    out: &mut ApplyOutcome,
 ) -> Result<(), StoreError> {
     let columns: Vec<&str> = std::iter::once("id")
         .chain(BUSINESS_COLUMNS)
@@ -482,7 +486,7 @@ pub(super) async fn give_up<D: Dialect>(
             ],
         );
         st.tick();
-        D::execute(&mut *conn, qb)
+        out.services_written += D::execute(&mut *conn, qb)
             .await
             .map_err(on(D::BACKEND, "marking pushes that need a human"))?;
     }
@@ -543,9 +547,11 @@ pub(super) async fn overwrite<D: Dialect>(
             ],
         );
         st.tick();
-        out.overwritten += D::execute(&mut *conn, qb)
+        let done = D::execute(&mut *conn, qb)
             .await
             .map_err(on(D::BACKEND, "overwriting services with Cal.com values"))?;
+        out.overwritten += done;
+        out.services_written += done;
     }
     Ok(())
 }

@@ -1222,7 +1222,7 @@ async fn mid_pass_setup(db: &TestDb, sim: &Simulator, proxy: &TcpProxy) -> (App,
 }
 
 /// What of pass 2's writes is in the database: (drift recorded, pending confirmed,
-/// new imported, in-sync row stamped).
+/// new imported, in-sync service verified).
 async fn landed(db: &TestDb, m: &MidPass, before: &[RawService]) -> [bool; 4] {
     let rows = db.raw_services().await;
     let row = |et: i64| rows.iter().find(|s| s.calcom_event_type_id == Some(et));
@@ -1233,12 +1233,20 @@ async fn landed(db: &TestDb, m: &MidPass, before: &[RawService]) -> [bool; 4] {
             .find(|s| s.calcom_event_type_id == Some(et))
             .and_then(|s| s.last_calcom_sync)
     };
+    let status = db.service_status().await;
+    let verified = |et: i64| {
+        status
+            .iter()
+            .find(|s| s.calcom_event_type_id == Some(et))
+            .and_then(|s| s.last_verified_at)
+    };
     [
         !db.store.open_drift(None).await.expect("ledger").is_empty()
             && stamp(m.drifted) != before_stamp(m.drifted),
         row(m.pending).is_some_and(|s| s.sync_status == "synced"),
         row(m.new).is_some(),
-        stamp(m.in_sync) != before_stamp(m.in_sync),
+        // An unchanged row is not stamped: its account's verification time is.
+        verified(m.in_sync) > before_stamp(m.in_sync),
     ]
 }
 
@@ -1273,8 +1281,9 @@ server_tests!(
         let (app, m) = mid_pass_setup(&db, &sim, &proxy).await;
         let before = db.raw_services().await;
         let runs_before = db.count("SELECT COUNT(*) FROM calsync_runs").await;
-        // The journal line is the transaction's last statement: by then every
-        // other write of the account has been sent and executed, uncommitted.
+        // The journal line comes last but one (the account's verification time
+        // follows): by then every write of services and the ledger has been
+        // sent and executed, uncommitted.
         proxy.cut_when_client_sends(b"calsync_runs");
 
         let report = tokio::time::timeout(WAIT, app.pass(&[], false))

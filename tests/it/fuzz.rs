@@ -1,5 +1,6 @@
 //! Property tests of the two parsers that take outside input: one Cal.com record
-//! (`calcom::wire::event_type_from_value`) and the configuration file
+//! (`calcom::wire::event_type_from_value`, and the typed `event_type_from_raw` a
+//! listing uses, which must agree with it on every input) and the configuration file
 //! (`Config::from_toml` + `validate`). Thousands of generated inputs each: none may
 //! panic, a record is accepted only inside the documented ranges (title 1–255
 //! characters, length 1–1440 minutes, price ≥ 0), and every configuration error
@@ -7,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use calsync::calcom::wire::event_type_from_value;
+use calsync::calcom::wire::{event_type_from_raw, event_type_from_value};
 use calsync::config::{Config, ConfigError};
 use calsync::domain::{EventTypeId, MAX_DESCRIPTION_CHARS, MAX_MINUTES, MAX_NAME_CHARS};
 use proptest::prelude::*;
@@ -191,6 +192,14 @@ fn apply_mutation(record: &mut Value, m: &Mutation) {
 /// What an accepted record must satisfy, checked against the input it came from.
 fn check_record(input: &Value) -> Result<(), TestCaseError> {
     let decoded = event_type_from_value(input, 3);
+    let raw = serde_json::value::RawValue::from_string(input.to_string())
+        .map_err(|e| TestCaseError::fail(format!("re-encoding the input: {e}")))?;
+    prop_assert_eq!(
+        &event_type_from_raw(&raw, 3),
+        &decoded,
+        "the typed decoder disagrees with the lenient one on {}",
+        input
+    );
     let object = input.as_object();
     let input_id = object
         .and_then(|o| o.get("id"))
@@ -398,6 +407,7 @@ const CONFIG_KEYS: &[&str] = &[
     "sync.allow_calcom_overwrites",
     "sync.detect_platform_edits",
     "sync.orphan_checks_per_pass",
+    "sync.touch_last_calcom_sync",
     "sync.max_push_attempts",
     "sync.push_backoff_initial_secs",
     "sync.push_backoff_max_secs",

@@ -14,5 +14,6 @@ mod reliability;
 mod runbook;
 mod scenarios;
 mod security;
+mod steady;
 mod store;
 mod three_way;

@@ -61,7 +61,7 @@ backend_tests!(
         assert!(!db.store.migrations_current().await.unwrap());
 
         let first = db.store.migrate().await.unwrap();
-        assert_eq!(first.applied, [1, 2, 3, 4]);
+        assert_eq!(first.applied, [1, 2, 3, 4, 5]);
         assert_eq!(first.services, ServicesTable::Created);
         let ddl = db.services_ddl().await;
 
@@ -70,7 +70,7 @@ backend_tests!(
         assert_eq!(second.services, ServicesTable::Verified);
         assert!(db.store.migrations_current().await.unwrap());
         assert_eq!(db.services_ddl().await, ddl);
-        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 4);
+        assert_eq!(db.count("SELECT COUNT(*) FROM calsync_migrations").await, 5);
     }
 );
 

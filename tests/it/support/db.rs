@@ -351,6 +351,17 @@ pub struct RawService {
     pub updated_at: Option<NaiveDateTime>,
 }
 
+/// A row of the `calsync_service_status` view read with plain SQL.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RawServiceStatus {
+    pub service_id: i64,
+    pub calcom_event_type_id: Option<i64>,
+    pub account: Option<String>,
+    pub sync_status: String,
+    pub last_verified_at: Option<NaiveDateTime>,
+    pub open_drift_fields: Option<String>,
+}
+
 /// The platform-owned business columns of a [`RawService`].
 pub type Business = (String, Option<String>, i64, String, String, bool, bool);
 
@@ -530,6 +541,48 @@ impl TestDb {
             RawPool::MySql(p) => p.execute(script).await.map(drop),
         }
         .unwrap_or_else(|e| panic!("script failed on {}: {e}", self.backend))
+    }
+
+    /// Every row of the `calsync_service_status` view, by service id, read with
+    /// plain SQL as the platform's UI would.
+    pub async fn service_status(&self) -> Vec<RawServiceStatus> {
+        let text = |sql: &str| sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.raw {
+            RawPool::Sqlite(p) => {
+                sqlx::query_as(text(
+                    "SELECT service_id, calcom_event_type_id, account, sync_status, \
+                     last_verified_at, open_drift_fields FROM calsync_service_status \
+                     ORDER BY service_id",
+                ))
+                .fetch_all(p)
+                .await
+            }
+            RawPool::Postgres(p) => {
+                sqlx::query_as(text(
+                    "SELECT service_id::int8 AS service_id, \
+                     calcom_event_type_id::int8 AS calcom_event_type_id, account::text AS account, \
+                     sync_status::text AS sync_status, \
+                     last_verified_at::timestamp AS last_verified_at, \
+                     open_drift_fields::text AS open_drift_fields \
+                     FROM calsync_service_status ORDER BY service_id",
+                ))
+                .fetch_all(p)
+                .await
+            }
+            RawPool::MySql(p) => {
+                sqlx::query_as(text(
+                    "SELECT CAST(service_id AS SIGNED) AS service_id, \
+                     CAST(calcom_event_type_id AS SIGNED) AS calcom_event_type_id, \
+                     CAST(account AS CHAR) AS account, CAST(sync_status AS CHAR) AS sync_status, \
+                     CAST(last_verified_at AS DATETIME(6)) AS last_verified_at, \
+                     CAST(open_drift_fields AS CHAR) AS open_drift_fields \
+                     FROM calsync_service_status ORDER BY service_id",
+                ))
+                .fetch_all(p)
+                .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("reading calsync_service_status on {}: {e}", self.backend))
     }
 
     /// A single integer, e.g. `SELECT COUNT(*) FROM services`.
