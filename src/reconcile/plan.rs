@@ -714,7 +714,8 @@ pub fn build_write(
             Decision::NotImported(_) => {}
             Decision::InSync(cmp) => {
                 let id = cmp.service.id;
-                close_open(&mut w, plan, id, &BTreeMap::new(), &[], &[]);
+                let unmanaged = unmanaged_fields(&cmp.service);
+                close_open(&mut w, plan, id, &BTreeMap::new(), &[], &[], &unmanaged);
                 if cmp.push_state.is_some() {
                     w.push_states_cleared.push(id);
                 }
@@ -749,7 +750,7 @@ pub fn build_write(
                     .iter()
                     .map(|e| (e.field, Resolution::Orphaned))
                     .collect();
-                close_open(&mut w, plan, s.id, &how, &[], &[]);
+                close_open(&mut w, plan, s.id, &how, &[], &[], &[]);
                 let error = orphan_message(s, &plan.account);
                 note_metadata(&mut w, plan, s, SyncStatus::Error, Some(error), false);
             }
@@ -764,6 +765,8 @@ pub fn build_write(
 /// observed again in this pass (`observed`, refreshed by an upsert): as `agreed`
 /// when the sides agree now, as `superseded` when they still differ but Cal.com no
 /// longer holds a value that needs recording (it went back to the agreed one).
+/// An entry of a field the platform does not manage right now (an empty
+/// description, `unmanaged`) stays open: Cal.com's value is still not applied.
 fn close_open(
     w: &mut AccountWrite,
     plan: &Plan,
@@ -771,6 +774,7 @@ fn close_open(
     how: &BTreeMap<Field, Resolution>,
     observed: &[Field],
     differing: &[Field],
+    unmanaged: &[Field],
 ) {
     for (field, resolution) in how {
         w.drift_resolutions.push(DriftResolution {
@@ -780,7 +784,10 @@ fn close_open(
         });
     }
     for e in plan.open_drift_of(id) {
-        if how.contains_key(&e.field) || observed.contains(&e.field) {
+        if how.contains_key(&e.field)
+            || observed.contains(&e.field)
+            || (unmanaged.contains(&e.field) && plan.policy.ownership.compared(e.field))
+        {
             continue;
         }
         w.drift_resolutions.push(DriftResolution {
@@ -795,6 +802,15 @@ fn close_open(
             },
         });
     }
+}
+
+/// The fields the platform does not manage right now (compared only once it does).
+fn unmanaged_fields(service: &Service) -> Vec<Field> {
+    let values = Comparable::of_service(&service.values);
+    Field::ALL
+        .into_iter()
+        .filter(|f| values.get(*f).is_none())
+        .collect()
 }
 
 fn write_service(
@@ -895,7 +911,15 @@ fn write_service(
         .map(|f| f.change.field)
         .collect();
     let differing: Vec<Field> = sp.fields.iter().map(|f| f.change.field).collect();
-    close_open(w, plan, id, &how, &observed, &differing);
+    close_open(
+        w,
+        plan,
+        id,
+        &how,
+        &observed,
+        &differing,
+        &unmanaged_fields(service),
+    );
     if sp.cmp.stored.as_ref() != Some(&baseline) && !baseline.fields.is_empty() {
         w.baselines.push(BaselineWrite {
             service_id: Some(id),
