@@ -425,6 +425,10 @@ async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
             .collect::<Vec<_>>(),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
+    let last_verified = match store.last_verified(&[id]).await {
+        Ok(v) => v.get(&id).copied(),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     let decisions = match store.decisions(Some(id), None, 100).await {
         Ok(d) => d,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -466,6 +470,7 @@ async fn service_status(daemon: &Daemon, id: ServiceId) -> Response<Body> {
             "sync_status": s.sync_status,
             "sync_direction": "platform → Cal.com",
             "last_calcom_sync": s.last_calcom_sync.map(|t| t.and_utc().to_rfc3339()),
+            "last_verified_at": last_verified.or(s.last_calcom_sync).map(|t| t.and_utc().to_rfc3339()),
             "calcom_event_type_id": s.calcom_event_type_id,
             "account": linked.registry.as_ref().map(|r| r.account.clone()),
             "last_error": s.sync_error,

@@ -71,6 +71,8 @@ pub async fn services(
             limit: PAGE_SIZE,
         })
         .await?;
+    let ids: Vec<ServiceId> = page.services.iter().map(|(s, _)| s.service.id).collect();
+    let verified = store(daemon)?.last_verified(&ids).await?;
     let first = page.services.first().map(|(s, _)| s.service.id.0);
     let last = page.services.last().map(|(s, _)| s.service.id.0);
     let listing = Listing {
@@ -82,6 +84,7 @@ pub async fn services(
             .map(|(service, open_drift)| Row {
                 service,
                 open_drift: *open_drift,
+                last_verified: verified.get(&service.service.id).copied(),
             })
             .collect(),
         total: page.total,
@@ -128,6 +131,7 @@ pub async fn service(
             account: account.as_deref(),
             open: &open,
             history: &history,
+            last_verified: store.last_verified(&[id]).await?.get(&id).copied(),
         },
     ))
 }

@@ -285,6 +285,9 @@ impl Filters {
 pub struct Row<'a> {
     pub service: &'a LinkedService,
     pub open_drift: i64,
+    /// When calsync last verified it (its account's last pass, or its own last
+    /// metadata write); `last_calcom_sync` when it never was.
+    pub last_verified: Option<NaiveDateTime>,
 }
 
 pub struct Listing<'a> {
@@ -378,7 +381,7 @@ pub fn services(frame: &Frame<'_>, l: &Listing<'_>) -> Markup {
                                             " " span.badge.error { (t.orphaned_badge) }
                                         }
                                     }
-                                    td { (frame.time(s.last_calcom_sync)) }
+                                    td { (frame.time(row.last_verified.or(s.last_calcom_sync))) }
                                     td { @match s.calcom_event_type_id { Some(id) => code { (id.0) }, None => span.muted { (t.not_linked) } } }
                                 }
                             }
@@ -401,6 +404,7 @@ pub struct ServiceView<'a> {
     pub account: Option<&'a str>,
     pub open: &'a [crate::domain::DriftEntry],
     pub history: &'a [DriftRecord],
+    pub last_verified: Option<NaiveDateTime>,
 }
 
 pub fn service(frame: &Frame<'_>, v: &ServiceView<'_>) -> Markup {
@@ -427,7 +431,7 @@ pub fn service(frame: &Frame<'_>, v: &ServiceView<'_>) -> Markup {
                     p #sync-status { (status_badge(t, s.sync_status)) }
                     dl {
                         div { dt { (t.direction_label) } dd { (t.direction) } }
-                        div { dt { (t.last_sync) } dd { (frame.time(s.last_calcom_sync)) } }
+                        div { dt { (t.last_sync) } dd { (frame.time(v.last_verified.or(s.last_calcom_sync))) } }
                         div { dt { (t.event_type_id) } dd { @match s.calcom_event_type_id { Some(e) => code { (e.0) }, None => span.muted { (t.not_linked) } } } }
                         @if let Some(e) = &s.sync_error {
                             div { dt { (t.last_error) } dd.error-text { (e) } }

@@ -148,6 +148,10 @@ pub(crate) trait Dialect: sqlx::Database {
         conn: &'a mut Self::Connection,
         qb: QueryBuilder<Self>,
     ) -> Fut<'a, Vec<(i64, Option<String>, i64)>>;
+    fn times<'a>(
+        conn: &'a mut Self::Connection,
+        qb: QueryBuilder<Self>,
+    ) -> Fut<'a, Vec<(i64, Option<NaiveDateTime>)>>;
 }
 
 /// The value of one `SET` item of [`Dialect::update_join`].
@@ -255,6 +259,12 @@ macro_rules! run {
             conn: &'a mut <$db as sqlx::Database>::Connection,
             mut qb: QueryBuilder<$db>,
         ) -> Fut<'a, Vec<(i64, Option<String>, i64)>> {
+            Box::pin(async move { qb.build_query_as().persistent(false).fetch_all(conn).await })
+        }
+        fn times<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            mut qb: QueryBuilder<$db>,
+        ) -> Fut<'a, Vec<(i64, Option<NaiveDateTime>)>> {
             Box::pin(async move { qb.build_query_as().persistent(false).fetch_all(conn).await })
         }
     };

@@ -839,6 +839,23 @@ impl Store {
         per_backend!(self, decisions::unused_approval(account))
     }
 
+    /// When each service was last verified (`calsync_service_status`): the later
+    /// of its account's last pass and its own last metadata write.
+    pub async fn last_verified(
+        &self,
+        ids: &[ServiceId],
+    ) -> Result<std::collections::HashMap<ServiceId, NaiveDateTime>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+        let rows = per_backend!(self, verification::of_services(&ids))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at)| Some((ServiceId(id), at?)))
+            .collect())
+    }
+
     /// The result of an account's latest pass in the run journal.
     pub async fn last_result(&self, account: &str) -> Result<Option<String>, StoreError> {
         per_backend!(self, runs::last_result(account))

@@ -4,10 +4,10 @@
 //! it per service.
 
 use chrono::NaiveDateTime;
-use sqlx::QueryBuilder;
+use sqlx::{Pool, QueryBuilder};
 
-use super::batch::Statements;
-use super::dialect::{Cell, Dialect, values};
+use super::batch::{ID_CHUNK, Statements};
+use super::dialect::{Cell, Dialect, id_list, values};
 use super::error::{StoreError, on};
 
 /// Upserts the account's `last_verified_at`.
@@ -31,4 +31,33 @@ pub(super) async fn record<D: Dialect>(
         .await
         .map_err(on(D::BACKEND, "recording when the account was verified"))?;
     Ok(())
+}
+
+/// When each of these services was last verified, from `calsync_service_status`
+/// (a service never verified is left out).
+pub(super) async fn of_services<D: Dialect>(
+    pool: &Pool<D>,
+    st: &Statements,
+    ids: &[i64],
+) -> Result<Vec<(i64, Option<NaiveDateTime>)>, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(on(D::BACKEND, "reading when services were verified"))?;
+    let mut out = Vec::new();
+    for ids in ids.chunks(ID_CHUNK) {
+        let mut qb = QueryBuilder::<D>::new(format!(
+            "SELECT {}, {} FROM calsync_service_status WHERE service_id IN ",
+            D::int("service_id"),
+            D::time("last_verified_at")
+        ));
+        id_list(&mut qb, ids.iter().copied());
+        st.tick();
+        out.extend(
+            D::times(&mut conn, qb)
+                .await
+                .map_err(on(D::BACKEND, "reading when services were verified"))?,
+        );
+    }
+    Ok(out)
 }

@@ -384,6 +384,7 @@ async fn the_operator_api_adopts_acknowledges_and_approves_with_the_decisions_jo
         .await;
     let et = s["calcom_event_type_id"].as_i64().unwrap();
     assert_eq!(s["ownership"]["duration_minutes"], "platform", "{s}");
+    assert!(s["last_verified_at"].is_string(), "{s}");
     assert_eq!(s["needs_human"], false, "{s}");
     app.sim.edit_event_type(
         et,
