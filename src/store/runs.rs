@@ -49,6 +49,17 @@ pub(super) async fn record<D: Dialect>(
     insert::<D>(&mut conn, st, run).await
 }
 
+/// Journal lines in the shape of [`RunRow`](super::rows::RunRow).
+fn select<D: Dialect>() -> String {
+    format!(
+        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
+         error FROM calsync_runs",
+        D::text("account"),
+        D::text("result"),
+        D::text("summary"),
+    )
+}
+
 pub(super) async fn last<D: Dialect>(
     pool: &Pool<D>,
     st: &Statements,
@@ -58,13 +69,7 @@ pub(super) async fn last<D: Dialect>(
         .acquire()
         .await
         .map_err(on(D::BACKEND, "reading runs"))?;
-    let qb = QueryBuilder::<D>::new(format!(
-        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
-         error FROM calsync_runs ORDER BY id DESC LIMIT {limit}",
-        D::text("account"),
-        D::text("result"),
-        D::text("summary"),
-    ));
+    let qb = QueryBuilder::<D>::new(format!("{} ORDER BY id DESC LIMIT {limit}", select::<D>()));
     st.tick();
     let rows = D::runs(&mut conn, qb)
         .await
@@ -82,13 +87,7 @@ pub(super) async fn last_result<D: Dialect>(
         .acquire()
         .await
         .map_err(on(D::BACKEND, "reading runs"))?;
-    let mut qb = QueryBuilder::<D>::new(format!(
-        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
-         error FROM calsync_runs WHERE account = ",
-        D::text("account"),
-        D::text("result"),
-        D::text("summary"),
-    ));
+    let mut qb = QueryBuilder::<D>::new(format!("{} WHERE account = ", select::<D>()));
     D::cell(&mut qb, Cell::Text(account));
     qb.push(" ORDER BY id DESC LIMIT 1");
     st.tick();
@@ -110,12 +109,8 @@ pub(super) async fn latest_per_account<D: Dialect>(
         .await
         .map_err(on(D::BACKEND, "reading runs"))?;
     let qb = QueryBuilder::<D>::new(format!(
-        "SELECT id, {} AS account, started_at, finished_at, {} AS result, {} AS summary, \
-         error FROM calsync_runs WHERE id IN (SELECT MAX(id) FROM calsync_runs {} \
-         GROUP BY account) ORDER BY account",
-        D::text("account"),
-        D::text("result"),
-        D::text("summary"),
+        "{} WHERE id IN (SELECT MAX(id) FROM calsync_runs {} GROUP BY account) ORDER BY account",
+        select::<D>(),
         if failures_only {
             "WHERE result = 'failure'"
         } else {

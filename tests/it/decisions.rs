@@ -3,30 +3,15 @@
 //! push backoff and the needs-human state, and the blast-radius guard with its
 //! approval.
 
-use calsync::domain::{Backoff, Field, Origin, Owner, Ownership, Resolution, ServiceId};
+use calsync::domain::{Backoff, Field, Origin, Owner, Ownership, Resolution};
 use calsync::reconcile::report::Item;
 use calsync::reconcile::{DecidedBy, DecisionError};
 use calsync::simulate::{Fault, FaultKind};
-use calsync::store::{DecisionKind, DriftRecord, DriftState};
-use serde_json::{Value, json};
+use calsync::store::{DecisionKind, DriftState};
+use serde_json::json;
 
 use crate::support::app::{ACCOUNT, TestApp, haircut, scenario};
 use crate::support::db::backend_tests;
-
-async fn imported(app: &TestApp, fields: Value) -> (i64, ServiceId) {
-    let et = app.given_event_type(fields);
-    let report = app.sync_once().await;
-    assert!(!report.has_failures(), "{report:#?}");
-    (et, ServiceId(app.service_for(et).await.id))
-}
-
-async fn ledger(app: &TestApp, state: DriftState) -> Vec<DriftRecord> {
-    app.db
-        .store
-        .drift_records(state, None)
-        .await
-        .expect("reading the ledger")
-}
 
 fn owning(field: Field, owner: Owner) -> Ownership {
     let mut o = Ownership::default();
@@ -51,7 +36,7 @@ scenario!(
     a_field_calcom_owns_takes_calcom_edits_in_and_keeps_the_old_value,
     |app| async move {
         app.set_policy(|p| p.ownership = owning(Field::DurationMinutes, Owner::Calcom));
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(
             et,
             json!({"lengthInMinutes": 45, "title": "Haircut deluxe"}),
@@ -90,7 +75,7 @@ scenario!(
     a_platform_edit_of_a_field_calcom_owns_is_recorded_not_pushed,
     |app| async move {
         app.set_policy(|p| p.ownership = owning(Field::DurationMinutes, Owner::Calcom));
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_platform(id, "Haircut", 50).await;
 
         let report = app.sync_once().await;
@@ -120,7 +105,7 @@ scenario!(
     an_ignored_field_is_never_compared_pushed_or_written,
     |app| async move {
         app.set_policy(|p| p.ownership = owning(Field::Name, Owner::Ignore));
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(et, json!({"title": "Cut (Cal.com)"}));
         app.edit_in_platform(id, "Cut (platform)", 30).await;
 
@@ -145,7 +130,7 @@ scenario!(
 scenario!(
     adopting_takes_calcom_values_into_the_platform_once,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(
             et,
             json!({"lengthInMinutes": 45, "title": "Haircut deluxe"}),
@@ -169,7 +154,7 @@ scenario!(
         assert_eq!(done.fields, [Field::DurationMinutes]);
         let s = app.service(id).await;
         assert_eq!((s.duration_minutes, s.name.as_str()), (45, "Haircut"));
-        let closed = ledger(&app, DriftState::Closed).await;
+        let closed = app.ledger(DriftState::Closed).await;
         assert_eq!(closed.len(), 1, "{closed:#?}");
         assert_eq!(closed[0].resolution, Some(Resolution::Adopted));
         let open = app.open_drift().await;
@@ -201,7 +186,7 @@ scenario!(
 scenario!(
     adopting_is_refused_when_either_side_changed_since_the_entry,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
         app.sync_once().await;
         let adopt = |fields: Vec<Field>| {
@@ -244,7 +229,7 @@ scenario!(
             35,
             "nothing changed"
         );
-        assert!(ledger(&app, DriftState::Closed).await.is_empty());
+        assert!(app.ledger(DriftState::Closed).await.is_empty());
         assert!(
             app.db
                 .store
@@ -261,7 +246,7 @@ scenario!(
 scenario!(
     acknowledged_drift_leaves_the_gauges_until_calcom_changes_again,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
         app.sync_once().await;
         let series =
@@ -283,7 +268,7 @@ scenario!(
             ),
             1.0
         );
-        let acked = ledger(&app, DriftState::Acknowledged).await;
+        let acked = app.ledger(DriftState::Acknowledged).await;
         assert_eq!(acked.len(), 1, "still open and visible");
         let ack = acked[0].entry.acknowledged.clone().unwrap();
         assert_eq!(
@@ -297,7 +282,7 @@ scenario!(
         app.sync_once().await;
         assert_eq!(app.protections(Field::DurationMinutes), 2);
         assert_eq!(gauge(&app, &series), 1.0);
-        assert!(ledger(&app, DriftState::Acknowledged).await.is_empty());
+        assert!(app.ledger(DriftState::Acknowledged).await.is_empty());
 
         // Acknowledge again, then end it early.
         r.acknowledge(id, &[Field::DurationMinutes], until, &tester("again"))
@@ -331,7 +316,7 @@ scenario!(
 scenario!(
     an_acknowledgement_expires_and_bad_ones_are_refused,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
         app.sync_once().await;
         let r = &app.app.reconciler;
@@ -390,7 +375,7 @@ scenario!(
             1.0,
             "an expired acknowledgement counts again"
         );
-        assert!(ledger(&app, DriftState::Acknowledged).await.is_empty());
+        assert!(app.ledger(DriftState::Acknowledged).await.is_empty());
     }
 );
 
@@ -409,7 +394,7 @@ fn patch_fault(status: u16) -> Fault {
 scenario!(
     a_refused_push_needs_a_human_and_is_not_sent_again,
     |app| async move {
-        let (_et, id) = imported(&app, haircut()).await;
+        let (_et, id) = app.imported(haircut()).await;
         app.calcom.inject_fault(patch_fault(400));
         app.edit_in_platform(id, "Haircut", 50).await;
 
@@ -478,7 +463,7 @@ scenario!(
                 max_secs: 1,
             }
         });
-        let (_et, id) = imported(&app, haircut()).await;
+        let (_et, id) = app.imported(haircut()).await;
         app.calcom.inject_fault(patch_fault(503));
         app.edit_in_platform(id, "Haircut", 50).await;
 

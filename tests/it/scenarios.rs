@@ -48,14 +48,6 @@ fn merged(mut a: Value, b: Value) -> Value {
 }
 
 /// Creates the event type in Cal.com and lets a pass import it.
-async fn imported(app: &TestApp, fields: Value) -> (i64, ServiceId) {
-    let et = app.given_event_type(fields);
-    let report = app.sync_once().await;
-    assert!(!report.has_failures(), "{report:#?}");
-    let id = ServiceId(app.service_for(et).await.id);
-    (et, id)
-}
-
 fn only(report: &PassReport) -> &calsync::reconcile::AccountReport {
     assert_eq!(report.accounts.len(), 1, "{report:#?}");
     &report.accounts[0]
@@ -183,7 +175,7 @@ scenario!(
 scenario!(
     calcom_edit_is_protected_and_recorded_not_applied,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         let before = app.service(id).await;
 
         app.edit_in_calcom(
@@ -279,7 +271,7 @@ scenario!(
 scenario!(
     drift_seen_again_is_refreshed_not_announced_again,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(
             et,
             json!({"title": "Haircut deluxe", "lengthInMinutes": 45}),
@@ -308,7 +300,7 @@ scenario!(
 scenario!(
     drift_resolves_when_calcom_is_edited_back,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(
             et,
             json!({"title": "Haircut deluxe", "lengthInMinutes": 45, "hidden": true}),
@@ -341,7 +333,7 @@ scenario!(
 scenario!(
     calcom_edit_never_reaches_the_platform_with_overwrites_off,
     |app| async move {
-        let (et, id) = imported(&app, paid_massage()).await;
+        let (et, id) = app.imported(paid_massage()).await;
         let before = app.service(id).await;
 
         app.edit_in_calcom(
@@ -369,7 +361,7 @@ scenario!(
 scenario!(
     plan_reports_drift_and_pending_edits_but_changes_nothing,
     |app| async move {
-        let (drifted, drifted_id) = imported(&app, haircut()).await;
+        let (drifted, drifted_id) = app.imported(haircut()).await;
         let edited = app.given_event_type(paid_massage());
         app.sync_once().await;
         let edited_id = ServiceId(app.service_for(edited).await.id);
@@ -421,7 +413,7 @@ scenario!(
 // ---------------------------------------------------------------- pushes
 
 scenario!(platform_edit_is_pushed_to_calcom, |app| async move {
-    let (et, id) = imported(&app, haircut()).await;
+    let (et, id) = app.imported(haircut()).await;
 
     app.edit_in_platform(id, "Haircut & styling", 40).await;
     assert_eq!(app.service(id).await.sync_status, "pending");
@@ -463,7 +455,7 @@ scenario!(platform_edit_is_pushed_to_calcom, |app| async move {
 scenario!(
     platform_edit_during_a_push_stays_pending_and_the_next_pass_pushes_it,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_platform(id, "Haircut & styling", 40).await;
 
         let mut patch = app.hold_next("PATCH");
@@ -513,7 +505,7 @@ scenario!(
 scenario!(
     manual_push_repairs_calcom_and_resolves_drift,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         let before = app.service(id).await;
         app.edit_in_calcom(
             et,
@@ -562,7 +554,7 @@ scenario!(
 scenario!(
     manual_push_leaves_price_drift_open_and_reports_it_as_not_pushable,
     |app| async move {
-        let (et, id) = imported(&app, paid_massage()).await;
+        let (et, id) = app.imported(paid_massage()).await;
         app.edit_in_calcom(et, merged(json!({"title": "Massage"}), stripe_price(8000)));
         app.sync_once().await;
 
@@ -608,7 +600,7 @@ scenario!(
     repush_drifted_converges_calcom_and_never_pushes_price,
     |app| async move {
         app.set_policy(|p| p.repush_drifted = true);
-        let (et, id) = imported(&app, paid_massage()).await;
+        let (et, id) = app.imported(paid_massage()).await;
         let before = app.service(id).await;
 
         app.edit_in_calcom(
@@ -683,7 +675,7 @@ scenario!(
     overwrite_escape_hatch_copies_calcom_values_into_the_platform,
     |app| async move {
         app.set_policy(|p| p.ownership = Ownership::all(Owner::Calcom));
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         let before = app.service(id).await;
 
         app.edit_in_calcom(
@@ -754,7 +746,7 @@ scenario!(
 scenario!(
     orphaned_service_is_marked_error_and_never_deleted,
     |app| async move {
-        let (gone, orphan) = imported(&app, haircut()).await;
+        let (gone, orphan) = app.imported(haircut()).await;
         let kept = app.given_event_type(paid_massage());
         app.sync_once().await;
         let before = app.service(orphan).await;
@@ -791,7 +783,7 @@ scenario!(
 scenario!(
     empty_listing_orphans_nothing_and_is_reported,
     |app| async move {
-        let (a, first) = imported(&app, haircut()).await;
+        let (a, first) = app.imported(haircut()).await;
         let b = app.given_event_type(paid_massage());
         app.sync_once().await;
         let second = ServiceId(app.service_for(b).await.id);
@@ -843,7 +835,7 @@ scenario!(
     price_edit_in_calcom_is_recorded_as_price_drift_and_never_pushed,
     |app| async move {
         app.set_policy(|p| p.repush_drifted = true);
-        let (et, id) = imported(&app, paid_massage()).await;
+        let (et, id) = app.imported(paid_massage()).await;
 
         app.edit_in_calcom(et, stripe_price(8000));
         let report = app.sync_once().await;
@@ -880,7 +872,7 @@ scenario!(
 scenario!(
     unreadable_record_is_reported_and_the_rest_still_reconciles,
     |app| async move {
-        let (broken, broken_id) = imported(&app, haircut()).await;
+        let (broken, broken_id) = app.imported(haircut()).await;
         let healthy = app.given_event_type(paid_massage());
         app.sync_once().await;
         let healthy_id = ServiceId(app.service_for(healthy).await.id);

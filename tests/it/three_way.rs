@@ -3,29 +3,14 @@
 //! `drift --state`, orphans only on proof under a paging race, and records the
 //! databases cannot store.
 
-use calsync::domain::{Field, Origin, Resolution, ServiceId};
+use calsync::domain::{Field, Origin, Resolution};
 use calsync::simulate::{ListingRace, Normalise};
-use calsync::store::{DriftRecord, DriftState};
+use calsync::store::DriftState;
 use serde_json::{Value, json};
 
 use crate::support::app::{ACCOUNT, API_KEY, COMPANY, TestApp, haircut, scenario};
 use crate::support::config::AccountSpec;
 use crate::support::db::{PlatformService, backend_tests};
-
-async fn imported(app: &TestApp, fields: Value) -> (i64, ServiceId) {
-    let et = app.given_event_type(fields);
-    let report = app.sync_once().await;
-    assert!(!report.has_failures(), "{report:#?}");
-    (et, ServiceId(app.service_for(et).await.id))
-}
-
-async fn ledger(app: &TestApp, state: DriftState) -> Vec<DriftRecord> {
-    app.db
-        .store
-        .drift_records(state, None)
-        .await
-        .expect("reading the ledger")
-}
 
 /// The PATCH bodies sent for one event type.
 fn patches_of(app: &TestApp, et: i64) -> Vec<Value> {
@@ -41,7 +26,7 @@ fn patches_of(app: &TestApp, et: i64) -> Vec<Value> {
 scenario!(
     a_calcom_edit_is_protected_once_not_every_pass,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
 
         for _ in 0..3 {
@@ -66,7 +51,7 @@ scenario!(
             "{}",
             app.logs()
         );
-        let open = ledger(&app, DriftState::Open).await;
+        let open = app.ledger(DriftState::Open).await;
         assert_eq!(open.len(), 1, "{open:#?}");
         let e = &open[0].entry;
         assert_eq!(
@@ -94,7 +79,7 @@ scenario!(
 scenario!(
     a_new_calcom_value_is_a_new_protection_and_the_old_one_is_kept,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
         app.sync_once().await;
         app.edit_in_calcom(et, json!({"lengthInMinutes": 50}));
@@ -102,7 +87,7 @@ scenario!(
         app.sync_once().await;
 
         assert_eq!(app.protections(Field::DurationMinutes), 2);
-        let all = ledger(&app, DriftState::All).await;
+        let all = app.ledger(DriftState::All).await;
         let values: Vec<(&str, Option<Resolution>)> = all
             .iter()
             .map(|r| {
@@ -124,7 +109,7 @@ scenario!(
 scenario!(
     a_calcom_edit_is_not_lost_when_it_meets_a_platform_edit,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         // The platform changes the duration (and marks the service pending); someone
         // renames the event type in Cal.com before the next pass.
         app.db
@@ -148,7 +133,7 @@ scenario!(
         assert!(patches[0].get("title").is_none(), "{patches:?}");
         let s = app.service(id).await;
         assert_eq!((s.name.as_str(), s.duration_minutes), ("Haircut", 45));
-        let open = ledger(&app, DriftState::Open).await;
+        let open = app.ledger(DriftState::Open).await;
         assert_eq!(open.len(), 1, "{open:#?}");
         assert_eq!(
             (
@@ -169,7 +154,7 @@ scenario!(
 scenario!(
     an_unmarked_platform_edit_is_pushed_not_reported,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         // A bulk SQL update: no `pending`.
         app.db
             .exec(&format!(
@@ -184,7 +169,7 @@ scenario!(
         assert_eq!(app.calcom_event_type(et)["lengthInMinutes"], 60);
         assert_eq!(app.protections(Field::DurationMinutes), 0, "{}", app.logs());
         assert!(!app.logs().contains("PROTECTION"), "{}", app.logs());
-        assert!(ledger(&app, DriftState::All).await.is_empty());
+        assert!(app.ledger(DriftState::All).await.is_empty());
         let s = app.service(id).await;
         assert_eq!((s.duration_minutes, s.sync_status.as_str()), (60, "synced"));
         // And it stays quiet.
@@ -196,7 +181,7 @@ scenario!(
 scenario!(
     without_detection_an_unmarked_platform_edit_waits_and_says_why,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.set_policy(|p| p.detect_platform_edits = false);
         app.db
             .exec(&format!(
@@ -234,7 +219,7 @@ scenario!(
 scenario!(
     in_a_conflict_the_platform_wins_and_calcom_value_is_superseded,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.db
             .store
             .edit_as_platform(id, None, Some(45))
@@ -246,7 +231,7 @@ scenario!(
         assert!(!report.has_failures(), "{report:#?}");
 
         assert_eq!(app.calcom_event_type(et)["lengthInMinutes"], 45);
-        let closed = ledger(&app, DriftState::Closed).await;
+        let closed = app.ledger(DriftState::Closed).await;
         assert_eq!(closed.len(), 1, "{closed:#?}");
         let e = &closed[0];
         assert_eq!(e.entry.origin, Origin::Conflict);
@@ -279,7 +264,7 @@ scenario!(
 scenario!(
     a_normalised_push_is_recorded_once_and_never_repushed,
     |app| async move {
-        let (et, id) = imported(&app, haircut()).await;
+        let (et, id) = app.imported(haircut()).await;
         app.calcom.set_normalise(Normalise {
             trim_titles: true,
             round_lengths_to: Some(5),
@@ -301,7 +286,8 @@ scenario!(
             (now["title"].as_str(), now["lengthInMinutes"].as_i64()),
             (Some("Haircut"), Some(30))
         );
-        let normalised: Vec<_> = ledger(&app, DriftState::All)
+        let normalised: Vec<_> = app
+            .ledger(DriftState::All)
             .await
             .into_iter()
             .filter(|r| r.entry.origin == Origin::Normalised)
@@ -340,7 +326,7 @@ scenario!(
         assert!(!report.has_failures(), "{report:#?}");
 
         assert_eq!(app.calcom_event_type(et)["title"], "Haircut deluxe");
-        let closed = ledger(&app, DriftState::Closed).await;
+        let closed = app.ledger(DriftState::Closed).await;
         assert_eq!(closed.len(), 1, "{closed:#?}");
         assert_eq!(closed[0].entry.calcom_value, "Haircut");
         assert_eq!(closed[0].entry.origin, Origin::Conflict);
@@ -361,14 +347,14 @@ scenario!(
 // ------------------------------------------------- drift --state
 
 scenario!(closed_entries_stay_findable_by_state, |app| async move {
-    let (et, id) = imported(&app, haircut()).await;
+    let (et, id) = app.imported(haircut()).await;
     app.edit_in_calcom(et, json!({"lengthInMinutes": 45}));
     app.sync_once().await;
     app.edit_in_calcom(et, json!({"lengthInMinutes": 30}));
     app.sync_once().await;
 
-    assert!(ledger(&app, DriftState::Open).await.is_empty());
-    let closed = ledger(&app, DriftState::Closed).await;
+    assert!(app.ledger(DriftState::Open).await.is_empty());
+    let closed = app.ledger(DriftState::Closed).await;
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].resolution, Some(Resolution::Agreed));
     assert_eq!(closed[0].entry.service_id, id);
@@ -386,7 +372,7 @@ scenario!(closed_entries_stay_findable_by_state, |app| async move {
     assert_eq!(e["state"], "closed");
     assert_eq!(e["resolution"], "agreed");
     assert_eq!(e["origin"], "calcom_edit");
-    assert_eq!(ledger(&app, DriftState::All).await.len(), 1);
+    assert_eq!(app.ledger(DriftState::All).await.len(), 1);
 });
 
 // ------------------------------------------------- orphans only on proof
@@ -474,7 +460,7 @@ backend_tests!(
 scenario!(
     a_nul_in_a_title_is_a_per_record_error_and_the_rest_reconciles,
     |app| async move {
-        let (good, good_id) = imported(&app, haircut()).await;
+        let (good, good_id) = app.imported(haircut()).await;
         let bad = app.given_event_type(
             json!({"title": "Cut\u{0000}", "slug": "nul", "lengthInMinutes": 30}),
         );

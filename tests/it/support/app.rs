@@ -217,6 +217,24 @@ impl TestApp {
 
     // ------------------------------------------------------------------ Cal.com
 
+    /// Creates an event type and imports it with a pass; its id and the new
+    /// service's.
+    pub async fn imported(&self, fields: Value) -> (i64, ServiceId) {
+        let et = self.given_event_type(fields);
+        let report = self.sync_once().await;
+        assert!(!report.has_failures(), "{report:#?}");
+        (et, ServiceId(self.service_for(et).await.id))
+    }
+
+    /// The drift ledger entries in `state`, of every account.
+    pub async fn ledger(&self, state: calsync::store::DriftState) -> Vec<DriftRecord> {
+        self.db
+            .store
+            .drift_records(state, None)
+            .await
+            .expect("reading the ledger")
+    }
+
     /// Creates a personal event type of [`API_KEY`]'s user; returns its id.
     pub fn given_event_type(&self, fields: Value) -> i64 {
         self.given_event_type_of(API_KEY, fields)
