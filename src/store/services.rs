@@ -409,43 +409,85 @@ pub(super) async fn metadata<D: Dialect>(
     Ok(())
 }
 
+/// One row of a guarded status write: the service, the business values it must
+/// still hold, and the `sync_error` to set (`None`: NULL).
+type Guarded<'a> = (ServiceId, &'a BusinessValues, Option<&'a str>);
+
+/// Sets `sync_status = status`, `sync_error` and `last_calcom_sync = now` on the
+/// rows whose business columns still equal the expected values (a row the
+/// platform changed meanwhile is left alone); returns the rows written. MySQL
+/// connections report matched rows (CLIENT_FOUND_ROWS), as the others.
+async fn guarded_status<D: Dialect>(
+    conn: &mut D::Connection,
+    st: &Statements,
+    now: chrono::NaiveDateTime,
+    rows: &[Guarded<'_>],
+    status: &'static str,
+    what: &'static str,
+) -> Result<u64, StoreError> {
+    let columns: Vec<&str> = std::iter::once("id")
+        .chain(BUSINESS_COLUMNS)
+        .chain(["error"])
+        .collect();
+    let on_guard = format!("s.id = v.id AND {}", guard::<D>());
+    let mut written = 0;
+    for chunk in derived(rows, 9, |(_, v, e)| {
+        batch::business_bytes(v) + e.map_or(0, str::len)
+    }) {
+        let mut qb = QueryBuilder::<D>::new("");
+        D::update_join(
+            &mut qb,
+            "services",
+            &columns,
+            chunk
+                .iter()
+                .map(|(id, v, e)| {
+                    let mut cells = vec![Cell::Int(id.0)];
+                    cells.extend(business(v));
+                    cells.push(Cell::OptText(*e));
+                    cells
+                })
+                .collect(),
+            &on_guard,
+            vec![
+                ("sync_status", Set::Expr(format!("'{status}'"))),
+                ("sync_error", Set::Expr("v.error".into())),
+                ("last_calcom_sync", Set::Bind(Cell::Time(now))),
+            ],
+        );
+        st.tick();
+        written += D::execute(&mut *conn, qb)
+            .await
+            .map_err(on(D::BACKEND, what))?;
+    }
+    Ok(written)
+}
+
+/// Marks pushed (or agreeing) services synced, guarded by the values pushed: a
+/// platform edit made meanwhile keeps the row pending.
 pub(super) async fn confirm<D: Dialect>(
     conn: &mut D::Connection,
     st: &Statements,
     w: &PreparedWrite<'_>,
     out: &mut ApplyOutcome,
 ) -> Result<(), StoreError> {
-    let columns: Vec<&str> = std::iter::once("id").chain(BUSINESS_COLUMNS).collect();
-    let on_guard = format!("s.id = v.id AND {}", guard::<D>());
-    for rows in derived(&w.confirmations, 8, |c| batch::business_bytes(&c.expected)) {
-        let mut qb = QueryBuilder::<D>::new("");
-        D::update_join(
-            &mut qb,
-            "services",
-            &columns,
-            rows.iter()
-                .map(|c| {
-                    let mut cells = vec![Cell::Int(c.id.0)];
-                    cells.extend(business(&c.expected));
-                    cells
-                })
-                .collect(),
-            &on_guard,
-            vec![
-                ("sync_status", Set::Expr("'synced'".into())),
-                ("sync_error", Set::Expr("NULL".into())),
-                ("last_calcom_sync", Set::Bind(Cell::Time(w.now))),
-            ],
-        );
-        st.tick();
-        // MySQL connections report matched rows (CLIENT_FOUND_ROWS), as the others.
-        let done = D::execute(&mut *conn, qb)
-            .await
-            .map_err(on(D::BACKEND, "confirming pushed services"))?;
-        out.confirmed += done;
-        out.services_written += done;
-        out.confirmation_conflicts += rows.len() as u64 - done;
-    }
+    let rows: Vec<Guarded<'_>> = w
+        .confirmations
+        .iter()
+        .map(|c| (c.id, &c.expected, None))
+        .collect();
+    let done = guarded_status::<D>(
+        conn,
+        st,
+        w.now,
+        &rows,
+        "synced",
+        "confirming pushed services",
+    )
+    .await?;
+    out.confirmed += done;
+    out.services_written += done;
+    out.confirmation_conflicts += rows.len() as u64 - done;
     Ok(())
 }
 
@@ -457,39 +499,20 @@ pub(super) async fn give_up<D: Dialect>(
     w: &PreparedWrite<'_>,
     out: &mut ApplyOutcome,
 ) -> Result<(), StoreError> {
-    let columns: Vec<&str> = std::iter::once("id")
-        .chain(BUSINESS_COLUMNS)
-        .chain(["error"])
+    let rows: Vec<Guarded<'_>> = w
+        .gave_up
+        .iter()
+        .map(|g| (g.id, &g.expected, Some(g.error.as_str())))
         .collect();
-    let on_guard = format!("s.id = v.id AND {}", guard::<D>());
-    for rows in derived(&w.gave_up, 9, |g| {
-        batch::business_bytes(&g.expected) + g.error.len()
-    }) {
-        let mut qb = QueryBuilder::<D>::new("");
-        D::update_join(
-            &mut qb,
-            "services",
-            &columns,
-            rows.iter()
-                .map(|g| {
-                    let mut cells = vec![Cell::Int(g.id.0)];
-                    cells.extend(business(&g.expected));
-                    cells.push(Cell::Text(&g.error));
-                    cells
-                })
-                .collect(),
-            &on_guard,
-            vec![
-                ("sync_status", Set::Expr("'error'".into())),
-                ("sync_error", Set::Expr("v.error".into())),
-                ("last_calcom_sync", Set::Bind(Cell::Time(w.now))),
-            ],
-        );
-        st.tick();
-        out.services_written += D::execute(&mut *conn, qb)
-            .await
-            .map_err(on(D::BACKEND, "marking pushes that need a human"))?;
-    }
+    out.services_written += guarded_status::<D>(
+        conn,
+        st,
+        w.now,
+        &rows,
+        "error",
+        "marking pushes that need a human",
+    )
+    .await?;
     Ok(())
 }
 
