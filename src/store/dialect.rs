@@ -18,6 +18,8 @@
 //!   change and mixed column collations cannot break a guard);
 //! - how a transaction begins (SQLite: `BEGIN IMMEDIATE`, so two passes serialise
 //!   on the file lock instead of failing when a reader tries to upgrade);
+//! - an id list whose statement text does not change with every list
+//!   ([`Dialect::id_in`]), so the per-account reads of a pass stay prepared;
 //! - running a built statement and decoding its rows.
 //!
 //! Prices: SQLite stores `decimal(10,2)` as REAL; every such value is within 2^53
@@ -129,7 +131,36 @@ pub(crate) trait Dialect: sqlx::Database {
         format!("{a} = {b}")
     }
 
+    /// ` IN (…)` of `ids` (not empty) whose text depends only on how many ids
+    /// there are, rounded up to a power of two (the last id repeats), so the
+    /// statements of a pass share a handful of texts and each connection
+    /// prepares them once. PostgreSQL binds one array instead: one text.
+    fn id_in(qb: &mut QueryBuilder<Self>, ids: &[i64]) {
+        let padded = ids.len().next_power_of_two();
+        let last = ids.last().copied().unwrap_or_default();
+        qb.push(" IN ");
+        id_list(
+            qb,
+            ids.iter()
+                .copied()
+                .chain(std::iter::repeat_n(last, padded - ids.len())),
+        );
+    }
+
     fn execute<'a>(conn: &'a mut Self::Connection, qb: QueryBuilder<Self>) -> Fut<'a, u64>;
+    /// Reads services with a statement kept prepared on the connection: only
+    /// for texts of a fixed shape (see [`Dialect::id_in`]), which a pass runs
+    /// once per account.
+    fn services_prepared<'a>(
+        conn: &'a mut Self::Connection,
+        qb: QueryBuilder<Self>,
+    ) -> Fut<'a, Vec<ServiceRow>>;
+    /// [`Dialect::drift`] through a statement kept prepared, as
+    /// [`Dialect::services_prepared`].
+    fn drift_prepared<'a>(
+        conn: &'a mut Self::Connection,
+        qb: QueryBuilder<Self>,
+    ) -> Fut<'a, Vec<DriftRow>>;
     fn services<'a>(
         conn: &'a mut Self::Connection,
         qb: QueryBuilder<Self>,
@@ -231,6 +262,18 @@ macro_rules! run {
         ) -> Fut<'a, Vec<ServiceRow>> {
             Box::pin(async move { qb.build_query_as().persistent(false).fetch_all(conn).await })
         }
+        fn services_prepared<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            mut qb: QueryBuilder<$db>,
+        ) -> Fut<'a, Vec<ServiceRow>> {
+            Box::pin(async move { qb.build_query_as().fetch_all(conn).await })
+        }
+        fn drift_prepared<'a>(
+            conn: &'a mut <$db as sqlx::Database>::Connection,
+            mut qb: QueryBuilder<$db>,
+        ) -> Fut<'a, Vec<DriftRow>> {
+            Box::pin(async move { qb.build_query_as().fetch_all(conn).await })
+        }
         fn drift<'a>(
             conn: &'a mut <$db as sqlx::Database>::Connection,
             mut qb: QueryBuilder<$db>,
@@ -327,6 +370,10 @@ impl Dialect for Postgres {
         qb.push("(");
         values(qb, rows);
         qb.push(") AS v(").push(columns.join(", ")).push(")");
+    }
+
+    fn id_in(qb: &mut QueryBuilder<Self>, ids: &[i64]) {
+        qb.push(" = ANY(").push_bind(ids.to_vec()).push("::int8[])");
     }
 
     fn int(expr: &str) -> String {

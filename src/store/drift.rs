@@ -49,7 +49,7 @@ pub(super) async fn open_of_account<D: Dialect>(
     qb.push(" WHERE open_key IS NOT NULL AND account = ");
     D::cell(&mut qb, Cell::Text(account));
     st.tick();
-    D::drift(conn, qb)
+    D::drift_prepared(conn, qb)
         .await
         .map_err(on(D::BACKEND, "loading open drift"))
 }

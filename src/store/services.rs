@@ -107,6 +107,13 @@ fn derived<T>(rows: &[T], params: usize, bytes: impl Fn(&T) -> usize) -> Vec<&[T
         .collect()
 }
 
+/// An account's services in one statement: those linked to the listed event
+/// types, those registered under the account but no longer listed, and linked
+/// services of the account's company that no account has registered yet. The
+/// text depends only on the listing's size class ([`Dialect::id_in`]), so each
+/// connection prepares it once; with the open drift that is two statements per
+/// account and pass, whatever the number of services. A listing longer than
+/// [`ID_CHUNK`] is read in chunks.
 pub(super) async fn load_account<D: Dialect>(
     pool: &Pool<D>,
     st: &Statements,
@@ -116,21 +123,35 @@ pub(super) async fn load_account<D: Dialect>(
         .acquire()
         .await
         .map_err(on(D::BACKEND, "loading listed services"))?;
+    let listed: Vec<i64> = scope.listed.iter().map(|id| id.0).collect();
+    let single = listed.len() <= ID_CHUNK;
     let mut rows: Vec<ServiceRow> = Vec::new();
-    for ids in scope.listed.chunks(ID_CHUNK) {
-        let mut qb = QueryBuilder::<D>::new(select::<D>());
-        qb.push(" WHERE s.calcom_event_type_id IN ");
-        id_list(&mut qb, ids.iter().map(|id| id.0));
-        st.tick();
-        rows.extend(
-            D::services(&mut conn, qb)
-                .await
-                .map_err(on(D::BACKEND, "loading listed services"))?,
-        );
+    if !single {
+        for ids in listed.chunks(ID_CHUNK) {
+            let mut qb = QueryBuilder::<D>::new(select::<D>());
+            qb.push(" WHERE s.calcom_event_type_id");
+            D::id_in(&mut qb, ids);
+            st.tick();
+            rows.extend(
+                D::services_prepared(&mut conn, qb)
+                    .await
+                    .map_err(on(D::BACKEND, "loading listed services"))?,
+            );
+        }
     }
     let mut qb = QueryBuilder::<D>::new(select::<D>());
+    if single && !listed.is_empty() {
+        qb.push(" WHERE s.calcom_event_type_id");
+        D::id_in(&mut qb, &listed);
+        qb.push(" UNION ALL ").push(select::<D>());
+    }
     qb.push(" WHERE r.account = ");
     D::cell(&mut qb, Cell::Text(scope.account));
+    if single && !listed.is_empty() {
+        qb.push(" AND NOT (r.event_type_id");
+        D::id_in(&mut qb, &listed);
+        qb.push(")");
+    }
     qb.push(" UNION ALL ").push(select::<D>()).push(
         " WHERE r.event_type_id IS NULL AND s.calcom_event_type_id IS NOT NULL \
              AND s.company_id = ",
@@ -138,7 +159,7 @@ pub(super) async fn load_account<D: Dialect>(
     D::cell(&mut qb, Cell::Int(scope.company_id));
     st.tick();
     rows.extend(
-        D::services(&mut conn, qb)
+        D::services_prepared(&mut conn, qb)
             .await
             .map_err(on(D::BACKEND, "loading the account's services"))?,
     );
