@@ -27,10 +27,12 @@
 //! its one-at-a-time rule), `lease` (leader election among replicas), `actions`
 //! (what the operator API asks of the daemon, as typed results; HTTP status
 //! codes are `http`'s business), `ticks` (the cron schedule), `run` (the main
-//! loop: connecting, signals, reloads, shutdown).
+//! loop: connecting, signals, reloads, shutdown), `memory` (handing back what a
+//! pass held).
 
 mod actions;
 mod lease;
+mod memory;
 mod run;
 mod ticks;
 
