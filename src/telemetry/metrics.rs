@@ -7,9 +7,10 @@
 //! account names; never ids, error text, URLs or secrets, which would blow up
 //! cardinality or leak data into the monitoring system.
 
-use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+use prometheus::{Encoder, Gauge, IntCounter, IntGauge, Opts, Registry, TextEncoder};
+
+use super::compact::{
+    self, CounterFamily, FloatGaugeFamily, GaugeFamily, HistogramFamily, Interner,
 };
 
 use crate::domain::{Field, GuardReason, SyncStatus};
@@ -105,42 +106,44 @@ pub struct CalcomBudget {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// Label values of every family, each stored once (see [`compact`]).
+    interner: Interner,
     /// `(account, endpoint, code)` label sets of `calcom_requests_total` in use,
     /// so [`Metrics::forget_account`] can drop an account's.
     request_labels: std::sync::Mutex<std::collections::BTreeSet<(String, &'static str, String)>>,
 
     /// `calsync_protection_triggered_total{account, field}`.
-    pub protection_triggered_total: IntCounterVec,
+    pub protection_triggered_total: CounterFamily,
     /// `calsync_calcom_overwrites_total{account, field}`.
-    pub calcom_overwrites_total: IntCounterVec,
+    pub calcom_overwrites_total: CounterFamily,
     /// `calsync_drifted_services{account}`.
-    pub drifted_services: IntGaugeVec,
+    pub drifted_services: GaugeFamily,
     /// `calsync_drift_fields{account, field}`.
-    pub drift_fields: IntGaugeVec,
+    pub drift_fields: GaugeFamily,
     /// `calsync_drift_oldest_age_seconds{account}`.
-    pub drift_oldest_age_seconds: GaugeVec,
+    pub drift_oldest_age_seconds: FloatGaugeFamily,
     /// `calsync_drift_acknowledged_fields{account}`.
-    pub drift_acknowledged_fields: IntGaugeVec,
+    pub drift_acknowledged_fields: GaugeFamily,
     /// `calsync_push_needs_human{account}`.
-    pub push_needs_human: IntGaugeVec,
+    pub push_needs_human: GaugeFamily,
     /// `calsync_push_backoff_services{account}`.
-    pub push_backoff_services: IntGaugeVec,
+    pub push_backoff_services: GaugeFamily,
     /// `calsync_guard_tripped_total{account, reason}`.
-    pub guard_tripped_total: IntCounterVec,
+    pub guard_tripped_total: CounterFamily,
     /// `calsync_decisions_total{kind}`.
-    pub decisions_total: IntCounterVec,
+    pub decisions_total: CounterFamily,
     /// `calsync_imported_total{account}`.
-    pub imported_total: IntCounterVec,
+    pub imported_total: CounterFamily,
     /// `calsync_pushed_total{account, result}`.
-    pub pushed_total: IntCounterVec,
+    pub pushed_total: CounterFamily,
     /// `calsync_orphaned_services{account}`.
-    pub orphaned_services: IntGaugeVec,
+    pub orphaned_services: GaugeFamily,
     /// `calsync_listing_inconsistencies_total{account}`.
-    pub listing_inconsistencies_total: IntCounterVec,
+    pub listing_inconsistencies_total: CounterFamily,
     /// `calsync_unreadable_records_total{account}`.
-    pub unreadable_records_total: IntCounterVec,
+    pub unreadable_records_total: CounterFamily,
     /// `calsync_empty_listings_guarded_total{account}`.
-    pub empty_listings_guarded_total: IntCounterVec,
+    pub empty_listings_guarded_total: CounterFamily,
     /// `calsync_ready`: 1 while `/readyz` answers 200.
     pub ready: IntGauge,
     /// `calsync_config_last_reload_successful`.
@@ -148,34 +151,34 @@ pub struct Metrics {
     /// `calsync_config_last_reload_success_timestamp_seconds`.
     pub config_last_reload_success_timestamp_seconds: Gauge,
     /// `calsync_event_types{account}`.
-    pub event_types: IntGaugeVec,
+    pub event_types: GaugeFamily,
     /// `calsync_services{account, sync_status}`.
-    pub services: IntGaugeVec,
+    pub services: GaugeFamily,
     /// `calsync_reconcile_runs_total{account, result}`.
-    pub reconcile_runs_total: IntCounterVec,
+    pub reconcile_runs_total: CounterFamily,
     /// `calsync_reconcile_duration_seconds{account}`.
-    pub reconcile_duration_seconds: HistogramVec,
+    pub reconcile_duration_seconds: HistogramFamily,
     /// `calsync_reconcile_skipped_total`.
     pub reconcile_skipped_total: IntCounter,
     /// `calsync_last_success_timestamp_seconds{account}`.
-    pub last_success_timestamp_seconds: GaugeVec,
+    pub last_success_timestamp_seconds: FloatGaugeFamily,
     /// `calsync_calcom_requests_total{account, endpoint, code}`: count requests
     /// with [`Metrics::count_request`].
-    pub calcom_requests_total: IntCounterVec,
+    pub calcom_requests_total: CounterFamily,
     /// `calsync_run_record_failures_total{account}`.
-    pub run_record_failures_total: IntCounterVec,
+    pub run_record_failures_total: CounterFamily,
     /// `calsync_http_accept_failures_total`.
     pub http_accept_failures_total: IntCounter,
     /// `calsync_calcom_retries_total{account}`.
-    pub calcom_retries_total: IntCounterVec,
+    pub calcom_retries_total: CounterFamily,
     /// `calsync_calcom_rate_limited_total{account}`.
-    pub calcom_rate_limited_total: IntCounterVec,
+    pub calcom_rate_limited_total: CounterFamily,
     /// `calsync_calcom_request_duration_seconds{endpoint}`.
-    pub calcom_request_duration_seconds: HistogramVec,
+    pub calcom_request_duration_seconds: HistogramFamily,
     /// `calsync_calcom_rate_limit_remaining{account}`.
-    pub calcom_rate_limit_remaining: IntGaugeVec,
+    pub calcom_rate_limit_remaining: GaugeFamily,
     /// `calsync_build_info{version}`, always 1.
-    pub build_info: IntGaugeVec,
+    pub build_info: GaugeFamily,
     /// `calsync_leader`: 1 while this process holds the reconcile lease, else 0.
     pub leader: IntGauge,
 }
@@ -185,99 +188,116 @@ impl Metrics {
     /// (Linux only) and sets `calsync_build_info{version="<crate version>"} 1`.
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        let interner = Interner::default();
 
         let protection_triggered_total = counter_vec(
             &registry,
+            &interner,
             "calsync_protection_triggered_total",
             "New Cal.com-side values of a known service's field that calsync kept out of the platform or pushed over (PROTECTION), once per distinct value.",
             &["account", "field"],
         );
         let calcom_overwrites_total = counter_vec(
             &registry,
+            &interner,
             "calsync_calcom_overwrites_total",
             "Platform business fields overwritten with the Cal.com value because overwrites were explicitly allowed.",
             &["account", "field"],
         );
         let drifted_services = gauge_vec(
             &registry,
+            &interner,
             "calsync_drifted_services",
             "Services whose Cal.com event type currently differs from the platform, per the drift ledger.",
             &["account"],
         );
         let drift_fields = gauge_vec(
             &registry,
+            &interner,
             "calsync_drift_fields",
             "Open drift ledger entries per field.",
             &["account", "field"],
         );
         let drift_oldest_age_seconds = float_gauge_vec(
             &registry,
+            &interner,
             "calsync_drift_oldest_age_seconds",
             "Age in seconds of the oldest open drift ledger entry, 0 when there is none.",
             &["account"],
         );
         let drift_acknowledged_fields = gauge_vec(
             &registry,
+            &interner,
             "calsync_drift_acknowledged_fields",
             "Open drift ledger entries an operator acknowledged (not expired); left out of calsync_drift_fields, calsync_drifted_services and calsync_drift_oldest_age_seconds.",
             &["account"],
         );
         let push_needs_human = gauge_vec(
             &registry,
+            &interner,
             "calsync_push_needs_human",
             "Services whose push Cal.com refused or that failed sync.max_push_attempts times: calsync no longer retries them until the platform changes or an operator pushes.",
             &["account"],
         );
         let push_backoff_services = gauge_vec(
             &registry,
+            &interner,
             "calsync_push_backoff_services",
             "Services whose failed push waits for its next attempt (sync.push_backoff_*).",
             &["account"],
         );
         let guard_tripped_total = counter_vec(
             &registry,
+            &interner,
             "calsync_guard_tripped_total",
             "Account passes the blast-radius guard held (nothing written) because they would orphan or overwrite too large a share of the account's services.",
             &["account", "reason"],
         );
         let decisions_total = counter_vec(
             &registry,
+            &interner,
             "calsync_decisions_total",
             "Operator decisions about drift and held accounts (adopt, acknowledge, unacknowledge, approve).",
             &["kind"],
         );
         let imported_total = counter_vec(
             &registry,
+            &interner,
             "calsync_imported_total",
             "Cal.com event types imported as new platform services.",
             &["account"],
         );
         let pushed_total = counter_vec(
             &registry,
+            &interner,
             "calsync_pushed_total",
             "Pushes of platform values to Cal.com event types, by result.",
             &["account", "result"],
         );
         let orphaned_services = gauge_vec(
             &registry,
+            &interner,
             "calsync_orphaned_services",
             "Platform services linked to a Cal.com event type that no longer exists.",
             &["account"],
         );
         let listing_inconsistencies_total = counter_vec(
             &registry,
+            &interner,
             "calsync_listing_inconsistencies_total",
             "Linked event types missing from a listing that Cal.com still had when asked (the service was kept).",
             &["account"],
         );
         let unreadable_records_total = counter_vec(
             &registry,
+            &interner,
             "calsync_unreadable_records_total",
             "Cal.com records skipped because calsync cannot read or store them; nothing was written from them.",
             &["account"],
         );
         let empty_listings_guarded_total = counter_vec(
             &registry,
+            &interner,
             "calsync_empty_listings_guarded_total",
             "Passes in which Cal.com listed no event types although services are linked; nothing was orphaned.",
             &["account"],
@@ -304,24 +324,28 @@ impl Metrics {
         config_last_reload_success_timestamp_seconds.set(chrono::Utc::now().timestamp() as f64);
         let event_types = gauge_vec(
             &registry,
+            &interner,
             "calsync_event_types",
             "Cal.com event types seen in the last reconcile pass.",
             &["account"],
         );
         let services = gauge_vec(
             &registry,
+            &interner,
             "calsync_services",
             "Platform services linked to Cal.com, by sync status.",
             &["account", "sync_status"],
         );
         let reconcile_runs_total = counter_vec(
             &registry,
+            &interner,
             "calsync_reconcile_runs_total",
             "Reconcile passes finished, by result.",
             &["account", "result"],
         );
         let reconcile_duration_seconds = histogram_vec(
             &registry,
+            &interner,
             "calsync_reconcile_duration_seconds",
             "Wall-clock duration of a reconcile pass in seconds.",
             &["account"],
@@ -335,18 +359,21 @@ impl Metrics {
         register(&registry, &reconcile_skipped_total);
         let last_success_timestamp_seconds = float_gauge_vec(
             &registry,
+            &interner,
             "calsync_last_success_timestamp_seconds",
             "Unix time in seconds at which the last successful reconcile pass finished.",
             &["account"],
         );
         let calcom_requests_total = counter_vec(
             &registry,
+            &interner,
             "calsync_calcom_requests_total",
             "Requests sent to the Cal.com API, by account, endpoint and HTTP status or transport failure.",
             &["account", "endpoint", "code"],
         );
         let run_record_failures_total = counter_vec(
             &registry,
+            &interner,
             "calsync_run_record_failures_total",
             "Failed account passes whose line could not be written to the run journal (calsync_runs), by account.",
             &["account"],
@@ -359,18 +386,21 @@ impl Metrics {
         register(&registry, &http_accept_failures_total);
         let calcom_retries_total = counter_vec(
             &registry,
+            &interner,
             "calsync_calcom_retries_total",
             "Cal.com requests sent again after a retryable failure (5xx, timeout, connection error, 429), by account.",
             &["account"],
         );
         let calcom_rate_limited_total = counter_vec(
             &registry,
+            &interner,
             "calsync_calcom_rate_limited_total",
             "HTTP 429 answers from Cal.com, by account; each stops requests with the account's key until the announced reset (60 s without one).",
             &["account"],
         );
         let calcom_request_duration_seconds = histogram_vec(
             &registry,
+            &interner,
             "calsync_calcom_request_duration_seconds",
             "Duration of Cal.com API requests in seconds, until the response body is read.",
             &["endpoint"],
@@ -378,12 +408,14 @@ impl Metrics {
         );
         let calcom_rate_limit_remaining = gauge_vec(
             &registry,
+            &interner,
             "calsync_calcom_rate_limit_remaining",
             "Requests left in the current Cal.com rate-limit window, from the last response's headers.",
             &["account"],
         );
         let build_info = gauge_vec(
             &registry,
+            &interner,
             "calsync_build_info",
             "Always 1; the version label says which calsync build is running.",
             &["version"],
@@ -407,6 +439,7 @@ impl Metrics {
 
         Metrics {
             registry,
+            interner,
             request_labels: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             protection_triggered_total,
             calcom_overwrites_total,
@@ -629,6 +662,7 @@ impl Metrics {
                 .services
                 .remove_label_values(&[account, status.as_str()]);
         }
+        self.interner.prune();
     }
 }
 
@@ -647,35 +681,57 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registr
         .expect("metric names are unique within calsync's registry");
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    register(registry, &vec);
-    vec
+fn counter_vec(
+    registry: &Registry,
+    interner: &Interner,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> CounterFamily {
+    let family =
+        compact::family(interner, name, help, labels, &[]).expect("valid metric definition");
+    register(registry, &family);
+    family
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    register(registry, &vec);
-    vec
+fn gauge_vec(
+    registry: &Registry,
+    interner: &Interner,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> GaugeFamily {
+    let family =
+        compact::family(interner, name, help, labels, &[]).expect("valid metric definition");
+    register(registry, &family);
+    family
 }
 
-fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    let vec = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    register(registry, &vec);
-    vec
+fn float_gauge_vec(
+    registry: &Registry,
+    interner: &Interner,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> FloatGaugeFamily {
+    let family =
+        compact::family(interner, name, help, labels, &[]).expect("valid metric definition");
+    register(registry, &family);
+    family
 }
 
 fn histogram_vec(
     registry: &Registry,
+    interner: &Interner,
     name: &str,
     help: &str,
     labels: &[&str],
     buckets: &[f64],
-) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    let vec = HistogramVec::new(opts, labels).expect("valid metric definition");
-    register(registry, &vec);
-    vec
+) -> HistogramFamily {
+    let family =
+        compact::family(interner, name, help, labels, buckets).expect("valid metric definition");
+    register(registry, &family);
+    family
 }
 
 #[cfg(test)]
