@@ -197,7 +197,12 @@ impl Reconciler {
             tasks.spawn(
                 async move {
                     let _permit = permits.acquire_owned().await;
-                    (i, me.account_pass(&account, sole, policy, options).await)
+                    // Boxed once the permit is held: a task still waiting holds a
+                    // few hundred bytes instead of an account pass's whole state
+                    // (about 40 KB), so a pass's memory follows
+                    // `max_concurrent_accounts`, not the number of accounts.
+                    let pass = Box::pin(me.account_pass(&account, sole, policy, options));
+                    (i, pass.await)
                 }
                 .instrument(span)
                 // Keep the caller's subscriber (a scoped one in tests and tools).

@@ -190,117 +190,133 @@ impl Metrics {
         let registry = Registry::new();
         let interner = Interner::default();
 
-        let protection_triggered_total = counter_vec(
+        let protection_triggered_total = labelled(
             &registry,
             &interner,
             "calsync_protection_triggered_total",
             "New Cal.com-side values of a known service's field that calsync kept out of the platform or pushed over (PROTECTION), once per distinct value.",
             &["account", "field"],
+            &[],
         );
-        let calcom_overwrites_total = counter_vec(
+        let calcom_overwrites_total = labelled(
             &registry,
             &interner,
             "calsync_calcom_overwrites_total",
             "Platform business fields overwritten with the Cal.com value because overwrites were explicitly allowed.",
             &["account", "field"],
+            &[],
         );
-        let drifted_services = gauge_vec(
+        let drifted_services = labelled(
             &registry,
             &interner,
             "calsync_drifted_services",
             "Services whose Cal.com event type currently differs from the platform, per the drift ledger.",
             &["account"],
+            &[],
         );
-        let drift_fields = gauge_vec(
+        let drift_fields = labelled(
             &registry,
             &interner,
             "calsync_drift_fields",
             "Open drift ledger entries per field.",
             &["account", "field"],
+            &[],
         );
-        let drift_oldest_age_seconds = float_gauge_vec(
+        let drift_oldest_age_seconds = labelled(
             &registry,
             &interner,
             "calsync_drift_oldest_age_seconds",
             "Age in seconds of the oldest open drift ledger entry, 0 when there is none.",
             &["account"],
+            &[],
         );
-        let drift_acknowledged_fields = gauge_vec(
+        let drift_acknowledged_fields = labelled(
             &registry,
             &interner,
             "calsync_drift_acknowledged_fields",
             "Open drift ledger entries an operator acknowledged (not expired); left out of calsync_drift_fields, calsync_drifted_services and calsync_drift_oldest_age_seconds.",
             &["account"],
+            &[],
         );
-        let push_needs_human = gauge_vec(
+        let push_needs_human = labelled(
             &registry,
             &interner,
             "calsync_push_needs_human",
             "Services whose push Cal.com refused or that failed sync.max_push_attempts times: calsync no longer retries them until the platform changes or an operator pushes.",
             &["account"],
+            &[],
         );
-        let push_backoff_services = gauge_vec(
+        let push_backoff_services = labelled(
             &registry,
             &interner,
             "calsync_push_backoff_services",
             "Services whose failed push waits for its next attempt (sync.push_backoff_*).",
             &["account"],
+            &[],
         );
-        let guard_tripped_total = counter_vec(
+        let guard_tripped_total = labelled(
             &registry,
             &interner,
             "calsync_guard_tripped_total",
             "Account passes the blast-radius guard held (nothing written) because they would orphan or overwrite too large a share of the account's services.",
             &["account", "reason"],
+            &[],
         );
-        let decisions_total = counter_vec(
+        let decisions_total = labelled(
             &registry,
             &interner,
             "calsync_decisions_total",
             "Operator decisions about drift and held accounts (adopt, acknowledge, unacknowledge, approve).",
             &["kind"],
+            &[],
         );
-        let imported_total = counter_vec(
+        let imported_total = labelled(
             &registry,
             &interner,
             "calsync_imported_total",
             "Cal.com event types imported as new platform services.",
             &["account"],
+            &[],
         );
-        let pushed_total = counter_vec(
+        let pushed_total = labelled(
             &registry,
             &interner,
             "calsync_pushed_total",
             "Pushes of platform values to Cal.com event types, by result.",
             &["account", "result"],
+            &[],
         );
-        let orphaned_services = gauge_vec(
+        let orphaned_services = labelled(
             &registry,
             &interner,
             "calsync_orphaned_services",
             "Platform services linked to a Cal.com event type that no longer exists.",
             &["account"],
+            &[],
         );
-        let listing_inconsistencies_total = counter_vec(
+        let listing_inconsistencies_total = labelled(
             &registry,
             &interner,
             "calsync_listing_inconsistencies_total",
             "Linked event types missing from a listing that Cal.com still had when asked (the service was kept).",
             &["account"],
+            &[],
         );
-        let unreadable_records_total = counter_vec(
+        let unreadable_records_total = labelled(
             &registry,
             &interner,
             "calsync_unreadable_records_total",
             "Cal.com records skipped because calsync cannot read or store them; nothing was written from them.",
             &["account"],
+            &[],
         );
-        let empty_listings_guarded_total = counter_vec(
+        let empty_listings_guarded_total = labelled(
             &registry,
             &interner,
             "calsync_empty_listings_guarded_total",
             "Passes in which Cal.com listed no event types although services are linked; nothing was orphaned.",
             &["account"],
+            &[],
         );
         let ready = IntGauge::with_opts(Opts::new(
             "calsync_ready",
@@ -322,28 +338,31 @@ impl Metrics {
         .expect("valid metric definition");
         register(&registry, &config_last_reload_success_timestamp_seconds);
         config_last_reload_success_timestamp_seconds.set(chrono::Utc::now().timestamp() as f64);
-        let event_types = gauge_vec(
+        let event_types = labelled(
             &registry,
             &interner,
             "calsync_event_types",
             "Cal.com event types seen in the last reconcile pass.",
             &["account"],
+            &[],
         );
-        let services = gauge_vec(
+        let services = labelled(
             &registry,
             &interner,
             "calsync_services",
             "Platform services linked to Cal.com, by sync status.",
             &["account", "sync_status"],
+            &[],
         );
-        let reconcile_runs_total = counter_vec(
+        let reconcile_runs_total = labelled(
             &registry,
             &interner,
             "calsync_reconcile_runs_total",
             "Reconcile passes finished, by result.",
             &["account", "result"],
+            &[],
         );
-        let reconcile_duration_seconds = histogram_vec(
+        let reconcile_duration_seconds = labelled(
             &registry,
             &interner,
             "calsync_reconcile_duration_seconds",
@@ -357,26 +376,29 @@ impl Metrics {
         ))
         .expect("valid metric definition");
         register(&registry, &reconcile_skipped_total);
-        let last_success_timestamp_seconds = float_gauge_vec(
+        let last_success_timestamp_seconds = labelled(
             &registry,
             &interner,
             "calsync_last_success_timestamp_seconds",
             "Unix time in seconds at which the last successful reconcile pass finished.",
             &["account"],
+            &[],
         );
-        let calcom_requests_total = counter_vec(
+        let calcom_requests_total = labelled(
             &registry,
             &interner,
             "calsync_calcom_requests_total",
             "Requests sent to the Cal.com API, by account, endpoint and HTTP status or transport failure.",
             &["account", "endpoint", "code"],
+            &[],
         );
-        let run_record_failures_total = counter_vec(
+        let run_record_failures_total = labelled(
             &registry,
             &interner,
             "calsync_run_record_failures_total",
             "Failed account passes whose line could not be written to the run journal (calsync_runs), by account.",
             &["account"],
+            &[],
         );
         let http_accept_failures_total = IntCounter::with_opts(Opts::new(
             "calsync_http_accept_failures_total",
@@ -384,21 +406,23 @@ impl Metrics {
         ))
         .expect("valid metric definition");
         register(&registry, &http_accept_failures_total);
-        let calcom_retries_total = counter_vec(
+        let calcom_retries_total = labelled(
             &registry,
             &interner,
             "calsync_calcom_retries_total",
             "Cal.com requests sent again after a retryable failure (5xx, timeout, connection error, 429), by account.",
             &["account"],
+            &[],
         );
-        let calcom_rate_limited_total = counter_vec(
+        let calcom_rate_limited_total = labelled(
             &registry,
             &interner,
             "calsync_calcom_rate_limited_total",
             "HTTP 429 answers from Cal.com, by account; each stops requests with the account's key until the announced reset (60 s without one).",
             &["account"],
+            &[],
         );
-        let calcom_request_duration_seconds = histogram_vec(
+        let calcom_request_duration_seconds = labelled(
             &registry,
             &interner,
             "calsync_calcom_request_duration_seconds",
@@ -406,19 +430,21 @@ impl Metrics {
             &["endpoint"],
             &REQUEST_BUCKETS,
         );
-        let calcom_rate_limit_remaining = gauge_vec(
+        let calcom_rate_limit_remaining = labelled(
             &registry,
             &interner,
             "calsync_calcom_rate_limit_remaining",
             "Requests left in the current Cal.com rate-limit window, from the last response's headers.",
             &["account"],
+            &[],
         );
-        let build_info = gauge_vec(
+        let build_info: GaugeFamily = labelled(
             &registry,
             &interner,
             "calsync_build_info",
             "Always 1; the version label says which calsync build is running.",
             &["version"],
+            &[],
         );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -681,53 +707,15 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registr
         .expect("metric names are unique within calsync's registry");
 }
 
-fn counter_vec(
-    registry: &Registry,
-    interner: &Interner,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> CounterFamily {
-    let family =
-        compact::family(interner, name, help, labels, &[]).expect("valid metric definition");
-    register(registry, &family);
-    family
-}
-
-fn gauge_vec(
-    registry: &Registry,
-    interner: &Interner,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> GaugeFamily {
-    let family =
-        compact::family(interner, name, help, labels, &[]).expect("valid metric definition");
-    register(registry, &family);
-    family
-}
-
-fn float_gauge_vec(
-    registry: &Registry,
-    interner: &Interner,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> FloatGaugeFamily {
-    let family =
-        compact::family(interner, name, help, labels, &[]).expect("valid metric definition");
-    register(registry, &family);
-    family
-}
-
-fn histogram_vec(
+/// A labelled family on compact series (`buckets` only for histograms).
+fn labelled<V: compact::Value>(
     registry: &Registry,
     interner: &Interner,
     name: &str,
     help: &str,
     labels: &[&str],
     buckets: &[f64],
-) -> HistogramFamily {
+) -> prometheus::core::MetricVec<compact::Builder<V>> {
     let family =
         compact::family(interner, name, help, labels, buckets).expect("valid metric definition");
     register(registry, &family);
