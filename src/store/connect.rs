@@ -77,6 +77,7 @@ pub(crate) async fn open(url: &str, max_connections: u32) -> Result<Pool, StoreE
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(|conn, _| Box::pin(no_parallel_workers(conn)))
                 .connect_lazy_with(options);
             Ok(Pool::Postgres(pool))
         }
@@ -95,6 +96,20 @@ pub(crate) async fn open(url: &str, max_connections: u32) -> Result<Pool, StoreE
             Ok(Pool::MySql(pool))
         }
     }
+}
+
+/// calsync's statements each read a handful of rows by index. Where the planner
+/// misjudges a join (tables a bulk import filled, not yet analysed), it may plan
+/// one with parallel workers: PostgreSQL then starts two worker processes per
+/// execution, once per account and pass (measured at 1M services: 200 worker
+/// processes a second, the steady pass 70 s instead of 20 s). A session setting,
+/// not a startup option, so it also passes through connection poolers that
+/// refuse unknown startup parameters.
+async fn no_parallel_workers(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    conn.execute("SET max_parallel_workers_per_gather = 0")
+        .await?;
+    Ok(())
 }
 
 /// Opens and closes one connection, failing fast: a pool's first connect retries
