@@ -484,3 +484,29 @@ impl Dialect for MySql {
     }
     run!(MySql);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_list<D: Dialect>(ids: &[i64]) -> String {
+        let mut qb = QueryBuilder::<D>::new("SELECT 1 WHERE x");
+        D::id_in(&mut qb, ids);
+        qb.into_string()
+    }
+
+    #[test]
+    fn id_lists_take_a_handful_of_statement_texts() {
+        // SQLite and MySQL: the list is padded to a power of two, so 5, 6, 7 and
+        // 8 ids share one text (and one prepared statement per connection).
+        let five = in_list::<Sqlite>(&[1, 2, 3, 4, 5]);
+        assert_eq!(five.matches('?').count(), 8, "{five}");
+        assert_eq!(five, in_list::<Sqlite>(&[9, 8, 7, 6, 5, 4, 3, 2]));
+        assert_eq!(in_list::<Sqlite>(&[7]).matches('?').count(), 1);
+        assert_eq!(in_list::<MySql>(&[1, 2, 3]).matches('?').count(), 4);
+        // PostgreSQL binds the whole list as one array: one text for any length.
+        let pg = in_list::<Postgres>(&[1, 2, 3]);
+        assert_eq!(pg, "SELECT 1 WHERE x = ANY($1::int8[])");
+        assert_eq!(pg, in_list::<Postgres>(&(1..=700).collect::<Vec<_>>()));
+    }
+}

@@ -172,3 +172,26 @@ scenario!(
         }
     }
 );
+
+scenario!(
+    an_account_listing_more_than_one_read_holds_stays_steady,
+    |app| async move {
+        // Over 1,000 listed event types an account's services are read in chunks
+        // instead of one statement; the pass must come out the same.
+        for i in 0..1_100 {
+            app.given_event_type(json!({
+                "title": format!("Service {i}"),
+                "slug": format!("service-{i}"),
+                "lengthInMinutes": 30,
+            }));
+        }
+        let first = app.sync_once().await;
+        assert_eq!(only(&first).imported, 1_100, "{first:#?}");
+
+        let second = later_pass(&app).await;
+
+        assert_eq!(only(&second).counts.in_sync, 1_100, "{second:#?}");
+        assert_eq!(only(&second).imported, 0, "{second:#?}");
+        assert_eq!(only(&second).services_written, 0, "{second:#?}");
+    }
+);
