@@ -4,7 +4,8 @@
 //! ends, glibc's allocator keeps the freed pages in its arenas for reuse, so the
 //! idle daemon would stay at the pass's peak until the next pass (measured: 90 MB
 //! resident after a 1,000-account pass, 56 MB after releasing). Asking the
-//! allocator to trim after each pass costs a few milliseconds once per pass.
+//! allocator to trim after each pass (scheduled or asked for through the API)
+//! costs a few milliseconds once per pass.
 
 /// Returns freed heap pages of every allocator arena to the kernel.
 pub(super) fn release_freed() {

@@ -327,6 +327,8 @@ impl Daemon {
         if failed < report.accounts.len() || report.accounts.is_empty() {
             self.health().last_pass = Some(Utc::now());
         }
+        // Listings, snapshots and plans are gone; only the report is left.
+        memory::release_freed();
         Ok(report)
     }
 
