@@ -25,6 +25,17 @@ async fn later_pass(app: &TestApp) -> PassReport {
     app.sync_once().await
 }
 
+/// `n` personal event types "Service 0", "Service 1", … of 30 to 59 minutes.
+fn given_services(app: &TestApp, n: usize) {
+    for i in 0..n {
+        app.given_event_type(json!({
+            "title": format!("Service {i}"),
+            "slug": format!("service-{i}"),
+            "lengthInMinutes": 30 + i % 30,
+        }));
+    }
+}
+
 fn stamps(rows: &[RawService]) -> Vec<(i64, Option<chrono::NaiveDateTime>)> {
     rows.iter().map(|s| (s.id, s.last_calcom_sync)).collect()
 }
@@ -32,13 +43,7 @@ fn stamps(rows: &[RawService]) -> Vec<(i64, Option<chrono::NaiveDateTime>)> {
 scenario!(
     a_second_pass_over_an_unchanged_account_writes_no_service_row,
     |app| async move {
-        for i in 0..5 {
-            app.given_event_type(json!({
-                "title": format!("Service {i}"),
-                "slug": format!("service-{i}"),
-                "lengthInMinutes": 30 + i,
-            }));
-        }
+        given_services(&app, 5);
         let first = app.sync_once().await;
         assert_eq!(only(&first).imported, 5);
         assert_eq!(only(&first).services_written, 5, "{first:#?}");
@@ -143,13 +148,7 @@ scenario!(
     touch_last_calcom_sync_stamps_every_unchanged_row_as_before,
     |app| async move {
         app.set_policy(|p| p.touch_last_calcom_sync = true);
-        for i in 0..3 {
-            app.given_event_type(json!({
-                "title": format!("Service {i}"),
-                "slug": format!("service-{i}"),
-                "lengthInMinutes": 30,
-            }));
-        }
+        given_services(&app, 3);
         let _ = app.sync_once().await;
         let before = app.services().await;
 
@@ -178,13 +177,7 @@ scenario!(
     |app| async move {
         // Over 1,000 listed event types an account's services are read in chunks
         // instead of one statement; the pass must come out the same.
-        for i in 0..1_100 {
-            app.given_event_type(json!({
-                "title": format!("Service {i}"),
-                "slug": format!("service-{i}"),
-                "lengthInMinutes": 30,
-            }));
-        }
+        given_services(&app, 1_100);
         let first = app.sync_once().await;
         assert_eq!(only(&first).imported, 1_100, "{first:#?}");
 
