@@ -10,7 +10,10 @@ use crate::calcom::CalcomClient;
 use crate::cli::Format;
 use crate::config::{Account, Settings};
 use crate::domain::ServiceId;
-use crate::reconcile::{DecidedBy, DecisionOutcome, PassOptions, PassReport, Reconciler};
+use crate::reconcile::report::{ReportStream, StreamedPass};
+use crate::reconcile::{
+    AccountReport, DecidedBy, DecisionOutcome, PassOptions, PassReport, PassTimes, Reconciler,
+};
 use crate::store::{DecisionKind, Store};
 use crate::telemetry::metrics::Metrics;
 
@@ -118,21 +121,74 @@ impl App {
         select_accounts(&self.settings, names)
     }
 
+    /// One pass over the accounts named (all when none is named), its report kept
+    /// whole.
     pub async fn pass(&self, names: &[String], dry_run: bool) -> anyhow::Result<PassReport> {
+        let mut accounts = Vec::new();
+        let times = self
+            .pass_each(names, dry_run, |report| accounts.push(report))
+            .await?;
+        Ok(PassReport {
+            schema_version: crate::reconcile::report::SCHEMA_VERSION,
+            dry_run,
+            started_at: times.started_at,
+            finished_at: times.finished_at,
+            duration_ms: times.duration_ms,
+            accounts,
+        })
+    }
+
+    /// `calsync once` / `calsync plan`: one pass, its report printed to stdout as
+    /// the accounts finish.
+    pub async fn pass_printed(
+        &self,
+        names: &[String],
+        dry_run: bool,
+        format: Format,
+    ) -> anyhow::Result<StreamedPass> {
         let selected = self.select(names)?;
-        let pass = self.reconciler.pass(
+        let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        let mut stream =
+            ReportStream::start(stdout, format == Format::Json, dry_run, chrono::Utc::now());
+        let times = self
+            .pass_over(&selected, dry_run, |report| stream.account(&report))
+            .await;
+        stream
+            .finish(times)
+            .context("cannot write the pass report to stdout")
+    }
+
+    /// One pass, each account's report handed to `each` in account order.
+    pub async fn pass_each(
+        &self,
+        names: &[String],
+        dry_run: bool,
+        each: impl FnMut(AccountReport),
+    ) -> anyhow::Result<PassTimes> {
+        let selected = self.select(names)?;
+        Ok(self.pass_over(&selected, dry_run, each).await)
+    }
+
+    async fn pass_over(
+        &self,
+        selected: &[Account],
+        dry_run: bool,
+        each: impl FnMut(AccountReport),
+    ) -> PassTimes {
+        let pass = self.reconciler.pass_each(
             &self.settings.accounts,
-            &selected,
+            selected,
             self.settings.policy,
             PassOptions {
                 dry_run,
                 max_concurrent_accounts: self.settings.max_concurrent_accounts,
                 orphan_checks_per_pass: self.settings.orphan_checks_per_pass,
             },
+            each,
         );
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
-            return Ok(pass.await);
+            return pass.await;
         }
         // On a terminal, a long pass shows how far it is, once a second.
         let total = selected.len();
@@ -141,9 +197,9 @@ impl App {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.tick().await;
         tokio::pin!(pass);
-        let report = loop {
+        let times = loop {
             tokio::select! {
-                report = &mut pass => break report,
+                times = &mut pass => break times,
                 _ = tick.tick() => {
                     let done = self.reconciler.accounts_finished().saturating_sub(before);
                     eprint!(
@@ -159,7 +215,7 @@ impl App {
                 started.elapsed().as_secs_f64()
             );
         }
-        Ok(report)
+        times
     }
 }
 
@@ -179,15 +235,6 @@ pub fn select_accounts(settings: &Settings, names: &[String]) -> anyhow::Result<
             })
         })
         .collect()
-}
-
-/// `calsync once` / `calsync plan`: prints the report, returns the exit code.
-pub fn print_pass(report: &PassReport, format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
-        Format::Text => print!("{}", report.to_text()),
-    }
-    Ok(())
 }
 
 /// `calsync drift`: the ledger entries in `state` (open by default); with

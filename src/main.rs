@@ -158,9 +158,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let (settings, _) = settings(&cli, true)?;
             let _guard = logs(&settings, Console::Stderr)?;
             let app = App::open(settings, Arc::new(Metrics::new())).await?;
-            let report = app.pass(accounts, *dry_run).await?;
-            app::print_pass(&report, *format)?;
-            Ok(if report.has_failures() {
+            let pass = app.pass_printed(accounts, *dry_run, *format).await?;
+            Ok(if pass.has_failures {
                 exit::FAILURE
             } else {
                 exit::OK
@@ -170,11 +169,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let (settings, _) = settings(&cli, true)?;
             let _guard = logs(&settings, Console::Stderr)?;
             let app = App::open(settings, Arc::new(Metrics::new())).await?;
-            let report = app.pass(accounts, true).await?;
-            app::print_pass(&report, *format)?;
-            Ok(if report.accounts.iter().any(|a| a.result == "failure") {
+            let pass = app.pass_printed(accounts, true, *format).await?;
+            Ok(if pass.failed_account {
                 exit::FAILURE
-            } else if report.has_changes() {
+            } else if pass.has_changes {
                 exit::CHANGES
             } else {
                 exit::OK

@@ -17,7 +17,7 @@ use super::plan::{
     Decision, Plan, PlanInput, Push, PushFailure, PushOutcome, build_write, normalised, plan,
     push_intents, push_precheck,
 };
-use super::report::{AccountReport, PassReport};
+use super::report::{AccountReport, PassReport, PassTimes};
 use crate::calcom::{AccountClient, CalcomClient};
 use crate::domain::{Account, Field, Policy, ServiceId, SyncStatus};
 use crate::store::{AccountScope, AccountWrite, RunRecord, Store};
@@ -178,6 +178,35 @@ impl Reconciler {
         policy: Policy,
         options: PassOptions,
     ) -> PassReport {
+        let mut accounts = Vec::with_capacity(selected.len());
+        let times = self
+            .pass_each(all, selected, policy, options, |report| {
+                accounts.push(report)
+            })
+            .await;
+        PassReport {
+            schema_version: super::report::SCHEMA_VERSION,
+            dry_run: options.dry_run,
+            started_at: times.started_at,
+            finished_at: times.finished_at,
+            duration_ms: times.duration_ms,
+            accounts,
+        }
+    }
+
+    /// [`Self::pass`], handing each account's report to `each` in the order of
+    /// `selected` as soon as it and every account before it are done, instead of
+    /// keeping them all: a first pass over a million event types holds a report
+    /// item per import, and a caller that prints reports as they come holds only
+    /// the accounts still running (and any finished after one still running).
+    pub async fn pass_each(
+        self: &Arc<Self>,
+        all: &[Account],
+        selected: &[Account],
+        policy: Policy,
+        options: PassOptions,
+        mut each: impl FnMut(AccountReport),
+    ) -> PassTimes {
         let started_at = Utc::now();
         let clock = Instant::now();
         let companies: HashMap<i64, usize> = all.iter().fold(HashMap::new(), |mut m, a| {
@@ -209,36 +238,37 @@ impl Reconciler {
                 .with_current_subscriber(),
             );
         }
-        let mut reports: Vec<Option<AccountReport>> = vec![None; selected.len()];
+        // Reports that finished before an earlier account, until it is done.
+        let mut waiting: BTreeMap<usize, AccountReport> = BTreeMap::new();
+        let mut next = 0;
+        let unfinished = |i: usize| {
+            let error = "the account pass did not finish";
+            AccountFailed {
+                account: &selected[i].name,
+                stage: INTERNAL,
+                error,
+            }
+            .emit((!options.dry_run).then_some(self.metrics.as_ref()));
+            AccountReport::failed(&selected[i].name, format!("{INTERNAL}: {error}"))
+        };
         while let Some(joined) = tasks.join_next().await {
             // `contained` turns a panic into the account's own failure; a task that
             // was cancelled instead is reported (and counted) below.
             if let Ok((i, report)) = joined {
-                reports[i] = Some(report);
+                waiting.insert(i, report);
+                while let Some(report) = waiting.remove(&next) {
+                    each(report);
+                    next += 1;
+                }
             }
         }
-        PassReport {
-            schema_version: super::report::SCHEMA_VERSION,
-            dry_run: options.dry_run,
+        for i in next..selected.len() {
+            each(waiting.remove(&i).unwrap_or_else(|| unfinished(i)));
+        }
+        PassTimes {
             started_at,
             finished_at: Utc::now(),
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-            accounts: reports
-                .into_iter()
-                .zip(selected)
-                .map(|(r, a)| {
-                    r.unwrap_or_else(|| {
-                        let error = "the account pass did not finish";
-                        AccountFailed {
-                            account: &a.name,
-                            stage: INTERNAL,
-                            error,
-                        }
-                        .emit((!options.dry_run).then_some(self.metrics.as_ref()));
-                        AccountReport::failed(&a.name, format!("{INTERNAL}: {error}"))
-                    })
-                })
-                .collect(),
         }
     }
 

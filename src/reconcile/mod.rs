@@ -47,7 +47,7 @@ pub use apply::{ManualPush, ManualPushError, PassOptions, Reconciler};
 pub use decide::{DecidedBy, DecisionError, DecisionOutcome};
 pub use diff::{Difference, compare, diff};
 pub use plan::{Plan, PushOutcome, PushReason, build_write, plan};
-pub use report::{AccountReport, PassReport};
+pub use report::{AccountReport, PassReport, PassTimes};
 
 #[cfg(test)]
 mod tests;

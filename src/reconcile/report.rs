@@ -250,6 +250,14 @@ pub struct PassReport {
     pub accounts: Vec<AccountReport>,
 }
 
+/// When a pass ran: what a [`PassReport`] holds besides its accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassTimes {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: u64,
+}
+
 impl Default for PassReport {
     fn default() -> Self {
         let now = chrono::Utc::now();
@@ -275,78 +283,87 @@ impl PassReport {
 
     /// Human-readable, one block per account.
     pub fn to_text(&self) -> String {
+        self.accounts
+            .iter()
+            .map(|a| a.to_text(self.dry_run))
+            .collect()
+    }
+}
+
+impl AccountReport {
+    /// This account's block of [`PassReport::to_text`].
+    pub fn to_text(&self, dry_run: bool) -> String {
+        let a = self;
         let mut out = String::new();
-        for a in &self.accounts {
-            let c = &a.counts;
+        let c = &a.counts;
+        out.push_str(&format!(
+            "account {}: {}{}\n",
+            a.account,
+            a.result,
+            match (&a.error, a.result) {
+                (Some(e), _) => format!(" ({e})"),
+                (None, "partial") => format!(
+                    " (committed; {} unreadable record(s), {} failed push(es): see below and the log)",
+                    c.unreadable, a.push_failures
+                ),
+                (None, _) => String::new(),
+            }
+        ));
+        if a.result != "failure" {
             out.push_str(&format!(
-                "account {}: {}{}\n",
-                a.account,
-                a.result,
-                match (&a.error, a.result) {
-                    (Some(e), _) => format!(" ({e})"),
-                    (None, "partial") => format!(
-                        " (committed; {} unreadable record(s), {} failed push(es): see below and the log)",
-                        c.unreadable, a.push_failures
-                    ),
-                    (None, _) => String::new(),
-                }
+                "  event types {}, in sync {}, imports {}, drifted {} (new Cal.com edits {}), overwrites {}, platform edits {}, pushes {}{}, orphans {}, unreadable {}\n",
+                c.event_types,
+                c.in_sync,
+                c.imports,
+                c.drifted,
+                c.protections,
+                c.overwrites,
+                c.platform_edits,
+                c.pushes,
+                if a.push_failures > 0 { format!(" ({} failed)", a.push_failures) } else { String::new() },
+                c.orphans,
+                c.unreadable
             ));
-            if a.result != "failure" {
-                out.push_str(&format!(
-                    "  event types {}, in sync {}, imports {}, drifted {} (new Cal.com edits {}), overwrites {}, platform edits {}, pushes {}{}, orphans {}, unreadable {}\n",
-                    c.event_types,
-                    c.in_sync,
-                    c.imports,
-                    c.drifted,
-                    c.protections,
-                    c.overwrites,
-                    c.platform_edits,
-                    c.pushes,
-                    if a.push_failures > 0 { format!(" ({} failed)", a.push_failures) } else { String::new() },
-                    c.orphans,
-                    c.unreadable
-                ));
-            }
-            if let Some(o) = &a.ownership
-                && *o != Ownership::default()
-            {
-                let owners: Vec<String> = o
-                    .entries()
-                    .into_iter()
-                    .map(|(f, owner)| format!("{f} {owner}"))
-                    .collect();
-                out.push_str(&format!("  ownership: {}\n", owners.join(", ")));
-            }
-            if c.acknowledged > 0 {
-                out.push_str(&format!(
-                    "  acknowledged drift entries: {} (left out of the drift gauges; `calsync drift --state acknowledged`)\n",
-                    c.acknowledged
-                ));
-            }
-            if let Some(g) = &a.guard {
-                out.push_str(&match (a.result, g.approved, self.dry_run) {
-                    ("held", _, _) => format!(
-                        "  ! held by the blast-radius guard: {}; nothing was written. Check Cal.com, then `calsync approve --account {}`\n",
-                        g.message, a.account
-                    ),
-                    (_, true, _) => format!(
-                        "  ! the blast-radius guard tripped ({}) and an operator's approval let this pass through\n",
-                        g.message
-                    ),
-                    (_, false, _) => format!(
-                        "  ! the blast-radius guard would hold this account: {}; `calsync approve --account {}` lets one pass through\n",
-                        g.message, a.account
-                    ),
-                });
-            }
-            if a.empty_listing_guarded {
-                out.push_str("  ! Cal.com listed no event types although services are linked: nothing was orphaned\n");
-            }
-            for item in &a.items {
-                out.push_str("  ");
-                out.push_str(&item_text(item));
-                out.push('\n');
-            }
+        }
+        if let Some(o) = &a.ownership
+            && *o != Ownership::default()
+        {
+            let owners: Vec<String> = o
+                .entries()
+                .into_iter()
+                .map(|(f, owner)| format!("{f} {owner}"))
+                .collect();
+            out.push_str(&format!("  ownership: {}\n", owners.join(", ")));
+        }
+        if c.acknowledged > 0 {
+            out.push_str(&format!(
+                "  acknowledged drift entries: {} (left out of the drift gauges; `calsync drift --state acknowledged`)\n",
+                c.acknowledged
+            ));
+        }
+        if let Some(g) = &a.guard {
+            out.push_str(&match (a.result, g.approved, dry_run) {
+                ("held", _, _) => format!(
+                    "  ! held by the blast-radius guard: {}; nothing was written. Check Cal.com, then `calsync approve --account {}`\n",
+                    g.message, a.account
+                ),
+                (_, true, _) => format!(
+                    "  ! the blast-radius guard tripped ({}) and an operator's approval let this pass through\n",
+                    g.message
+                ),
+                (_, false, _) => format!(
+                    "  ! the blast-radius guard would hold this account: {}; `calsync approve --account {}` lets one pass through\n",
+                    g.message, a.account
+                ),
+            });
+        }
+        if a.empty_listing_guarded {
+            out.push_str("  ! Cal.com listed no event types although services are linked: nothing was orphaned\n");
+        }
+        for item in &a.items {
+            out.push_str("  ");
+            out.push_str(&item_text(item));
+            out.push('\n');
         }
         out
     }
@@ -454,5 +471,293 @@ fn item_text(item: &Item) -> String {
             "missing  service {service_id}: event type {} {reason}; kept as it was",
             event_type_id.map(|i| i.to_string()).unwrap_or_default()
         ),
+    }
+}
+
+/// A pass report written as its accounts finish, in the same JSON shape as
+/// [`PassReport`] (`finished_at` and `duration_ms` come after `accounts`, the only
+/// fields not known before the pass) or as [`PassReport::to_text`]. Only the
+/// accounts not yet written are held, so the report of a pass that imports a
+/// million event types never sits in memory whole.
+pub struct ReportStream<W: std::io::Write> {
+    out: W,
+    json: bool,
+    dry_run: bool,
+    written: usize,
+    failures: bool,
+    changes: bool,
+    failed_account: bool,
+    /// The first write that failed (a closed pipe): later writes are skipped, the
+    /// pass goes on, and [`Self::finish`] returns it.
+    error: Option<std::io::Error>,
+}
+
+/// What a streamed pass's exit code depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamedPass {
+    /// As [`PassReport::has_failures`].
+    pub has_failures: bool,
+    /// As [`PassReport::has_changes`].
+    pub has_changes: bool,
+    /// An account's result was `failure`.
+    pub failed_account: bool,
+}
+
+impl<W: std::io::Write> ReportStream<W> {
+    /// Starts the report; for JSON, everything up to the first account.
+    pub fn start(
+        out: W,
+        json: bool,
+        dry_run: bool,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let mut s = Self {
+            out,
+            json,
+            dry_run,
+            written: 0,
+            failures: false,
+            changes: false,
+            failed_account: false,
+            error: None,
+        };
+        if json {
+            let head = format!(
+                "{{\n  \"schema_version\": {SCHEMA_VERSION},\n  \"dry_run\": {dry_run},\n  \"started_at\": {},\n  \"accounts\": [",
+                json_value(&started_at)
+            );
+            s.write(|out| out.write_all(head.as_bytes()));
+        }
+        s
+    }
+
+    /// One account's report, in pass order.
+    pub fn account(&mut self, report: &AccountReport) {
+        self.failures |= report.has_failures();
+        self.changes |= !report.items.is_empty();
+        self.failed_account |= report.result == "failure";
+        if self.json {
+            let lead: &[u8] = if self.written == 0 {
+                b"\n    "
+            } else {
+                b",\n    "
+            };
+            self.write(|out| {
+                out.write_all(lead)?;
+                serde_json::to_writer_pretty(Indented(out), report).map_err(std::io::Error::from)
+            });
+        } else {
+            let text = report.to_text(self.dry_run);
+            self.write(|out| out.write_all(text.as_bytes()));
+        }
+        self.written += 1;
+    }
+
+    /// Ends the report and flushes it.
+    pub fn finish(mut self, times: PassTimes) -> std::io::Result<StreamedPass> {
+        if self.json {
+            let tail = format!(
+                "{}],\n  \"finished_at\": {},\n  \"duration_ms\": {}\n}}\n",
+                if self.written == 0 { "" } else { "\n  " },
+                json_value(&times.finished_at),
+                times.duration_ms
+            );
+            self.write(|out| out.write_all(tail.as_bytes()));
+        }
+        self.write(|out| out.flush());
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(StreamedPass {
+                has_failures: self.failures,
+                has_changes: self.changes,
+                failed_account: self.failed_account,
+            }),
+        }
+    }
+
+    fn write(&mut self, f: impl FnOnce(&mut W) -> std::io::Result<()>) {
+        if self.error.is_none()
+            && let Err(e) = f(&mut self.out)
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+fn json_value(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Indents everything written through it by two levels (an item of the
+/// top-level `accounts` list). JSON strings never hold a raw line break, so every
+/// `\n` is between tokens.
+struct Indented<'a, W: std::io::Write>(&'a mut W);
+
+impl<W: std::io::Write> std::io::Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
+            self.0.write_all(&rest[..=at])?;
+            self.0.write_all(b"    ")?;
+            rest = &rest[at + 1..];
+        }
+        self.0.write_all(rest)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Field;
+
+    fn accounts() -> Vec<AccountReport> {
+        let import = |id: i64, title: &str| Item::Import {
+            event_type_id: EventTypeId(id),
+            title: title.into(),
+        };
+        vec![
+            AccountReport {
+                account: "berlin".into(),
+                result: "success",
+                items: vec![
+                    import(1, "Cut"),
+                    // Escapes: a line break inside a string must not be indented.
+                    import(2, "Colour\nand \"gloss\""),
+                ],
+                ..AccountReport::default()
+            },
+            AccountReport::failed("hamburg", "listing: Cal.com answered 500".into()),
+            AccountReport {
+                account: "munich".into(),
+                result: "partial",
+                items: vec![Item::Drift {
+                    service_id: ServiceId(7),
+                    event_type_id: EventTypeId(70),
+                    fields: vec![FieldDiff {
+                        field: Field::Name,
+                        platform: "Cut".into(),
+                        calcom: "Cut & dry".into(),
+                        baseline: Some("Cut".into()),
+                        change: None,
+                    }],
+                }],
+                ..AccountReport::default()
+            },
+        ]
+    }
+
+    fn times() -> PassTimes {
+        let at = |s: &str| s.parse().expect("a timestamp");
+        PassTimes {
+            started_at: at("2026-12-06T08:00:00Z"),
+            finished_at: at("2026-12-06T08:00:02.5Z"),
+            duration_ms: 2500,
+        }
+    }
+
+    fn streamed(accounts: &[AccountReport], json: bool) -> (String, StreamedPass) {
+        let mut out = Vec::new();
+        let mut stream = ReportStream::start(&mut out, json, false, times().started_at);
+        for a in accounts {
+            stream.account(a);
+        }
+        let pass = stream.finish(times()).expect("writing to memory");
+        (String::from_utf8(out).expect("UTF-8"), pass)
+    }
+
+    /// The report as one document: the shape `once` printed before it streamed,
+    /// with the two fields known only at the end moved after `accounts`.
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        schema_version: u32,
+        dry_run: bool,
+        started_at: chrono::DateTime<chrono::Utc>,
+        accounts: &'a [AccountReport],
+        finished_at: chrono::DateTime<chrono::Utc>,
+        duration_ms: u64,
+    }
+
+    fn whole(accounts: &[AccountReport]) -> String {
+        let t = times();
+        let doc = Whole {
+            schema_version: SCHEMA_VERSION,
+            dry_run: false,
+            started_at: t.started_at,
+            accounts,
+            finished_at: t.finished_at,
+            duration_ms: t.duration_ms,
+        };
+        serde_json::to_string_pretty(&doc).expect("serialisable") + "\n"
+    }
+
+    #[test]
+    fn a_streamed_json_report_is_the_whole_report_byte_for_byte() {
+        for n in 0..=3 {
+            let accounts = &accounts()[..n];
+            let (text, _) = streamed(accounts, true);
+            assert_eq!(text, whole(accounts), "{n} account(s)");
+            let report = PassReport {
+                schema_version: SCHEMA_VERSION,
+                dry_run: false,
+                started_at: times().started_at,
+                finished_at: times().finished_at,
+                duration_ms: 2500,
+                accounts: accounts.to_vec(),
+            };
+            let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            assert_eq!(parsed, serde_json::to_value(&report).expect("a value"));
+        }
+    }
+
+    #[test]
+    fn a_streamed_text_report_is_the_whole_text_report() {
+        let accounts = accounts();
+        let report = PassReport {
+            accounts: accounts.clone(),
+            ..PassReport::default()
+        };
+        assert_eq!(streamed(&accounts, false).0, report.to_text());
+    }
+
+    #[test]
+    fn a_streamed_report_says_what_the_exit_code_needs() {
+        let accounts = accounts();
+        let (_, all) = streamed(&accounts, true);
+        assert_eq!(
+            all,
+            StreamedPass {
+                has_failures: true,
+                has_changes: true,
+                failed_account: true
+            }
+        );
+        let (_, quiet) = streamed(&[AccountReport::default()], false);
+        assert_eq!(quiet, StreamedPass::default());
+    }
+
+    struct ClosedPipe;
+
+    impl std::io::Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_is_an_error_at_the_end() {
+        let mut stream = ReportStream::start(ClosedPipe, true, false, times().started_at);
+        for a in &accounts() {
+            stream.account(a);
+        }
+        let e = stream.finish(times()).expect_err("the pipe is closed");
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
     }
 }
