@@ -119,6 +119,12 @@ impl Listing {
     }
 }
 
+/// The records of one listing answer, each decoded or refused on its own.
+type Records = Vec<Result<EventType, RecordError>>;
+
+/// Reads one answer (status and body) of a call.
+type Decoder<'a, T> = dyn Fn(StatusCode, &[u8]) -> Result<T, CalcomError> + Sync + 'a;
+
 /// The client of one Cal.com account (API key).
 #[derive(Clone)]
 pub struct AccountClient {
@@ -147,9 +153,8 @@ impl AccountClient {
     ) -> Result<Listing, CalcomError> {
         let mut listing = Listing::default();
         let mut seen = std::collections::HashSet::new();
-        let mut push = |listing: &mut Listing, items: Vec<&RawValue>, team: Option<TeamId>| {
-            for (pos, item) in items.into_iter().enumerate() {
-                let mut rec = wire::event_type_from_raw(item, pos);
+        let mut push = |listing: &mut Listing, records: Records, team: Option<TeamId>| {
+            for mut rec in records {
                 if let (Ok(et), Some(team)) = (&mut rec, team)
                     && et.team_id.is_none()
                 {
@@ -169,7 +174,7 @@ impl AccountClient {
             .list(Endpoint::ListEventTypes, "/v2/event-types".into(), &[])
             .await?;
         listing.requests += 1;
-        push(&mut listing, items(Endpoint::ListEventTypes, &own)?, None);
+        push(&mut listing, own, None);
         for team in team_ids {
             let page = self
                 .list(
@@ -179,8 +184,7 @@ impl AccountClient {
                 )
                 .await?;
             listing.requests += 1;
-            let items = items(Endpoint::ListTeamEventTypes, &page)?;
-            push(&mut listing, items, Some(TeamId(*team)));
+            push(&mut listing, page, Some(TeamId(*team)));
         }
         if let Some(org) = org_id {
             for page in 0..MAX_ORG_PAGES {
@@ -196,9 +200,8 @@ impl AccountClient {
                     )
                     .await?;
                 listing.requests += 1;
-                let items = items(Endpoint::ListOrgEventTypes, &page)?;
-                let short = items.len() < ORG_PAGE;
-                push(&mut listing, items, None);
+                let short = page.len() < ORG_PAGE;
+                push(&mut listing, page, None);
                 if short {
                     break;
                 }
@@ -212,9 +215,13 @@ impl AccountClient {
         endpoint: Endpoint,
         path: String,
         query: &[(&str, String)],
-    ) -> Result<Box<RawValue>, CalcomError> {
-        match self.call(endpoint, Method::GET, &path, query, None).await {
-            Ok(data) => Ok(data),
+    ) -> Result<Records, CalcomError> {
+        let decode = |status, bytes: &[u8]| self.listing(endpoint, status, bytes);
+        match self
+            .call_with(endpoint, Method::GET, &path, query, None, &decode)
+            .await
+        {
+            Ok(records) => Ok(records),
             // An older server answered an empty personal list with its own 404
             // ("Event types not found"). Any other 404 (a proxy's page, a wrong
             // path prefix) is a failure: read as empty, it would orphan services.
@@ -229,7 +236,7 @@ impl AccountClient {
                     .to_ascii_lowercase()
                     .contains("event types not found") =>
             {
-                Ok(RawValue::from_string("[]".into()).expect("an empty list is JSON"))
+                Ok(Vec::new())
             }
             Err(e) => Err(e),
         }
@@ -316,6 +323,22 @@ impl AccountClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Box<RawValue>, CalcomError> {
+        let decode = |status, bytes: &[u8]| self.interpret(endpoint, status, bytes);
+        self.call_with(endpoint, method, path, query, body, &decode)
+            .await
+    }
+
+    /// [`Self::call`], each answer read by `decode` (which sees the status and
+    /// the body, and turns error answers into [`CalcomError`]s).
+    async fn call_with<T>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        decode: &Decoder<'_, T>,
+    ) -> Result<T, CalcomError> {
         let settings = &self.client.settings;
         let attempts = settings.max_attempts.max(1);
         let backoff = ExponentialBuilder::default()
@@ -326,7 +349,7 @@ impl AccountClient {
         let mut tries = 0u32;
         let attempt = || {
             tries += 1;
-            self.attempt(endpoint, method.clone(), path, query, body)
+            self.attempt(endpoint, method.clone(), path, query, body, decode)
         };
         let result = attempt
             .retry(backoff)
@@ -355,14 +378,15 @@ impl AccountClient {
         }
     }
 
-    async fn attempt(
+    async fn attempt<T>(
         &self,
         endpoint: Endpoint,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Box<RawValue>, CalcomError> {
+        decode: &Decoder<'_, T>,
+    ) -> Result<T, CalcomError> {
         self.limiter.acquire().await;
         let settings = &self.client.settings;
         // Appended, not joined: a base URL with a path prefix (a proxy) keeps it.
@@ -399,7 +423,7 @@ impl AccountClient {
             .with_label_values(&[endpoint.as_str()])
             .observe(started.elapsed().as_secs_f64());
         let (status, bytes) = outcome?;
-        self.interpret(endpoint, status, &bytes)
+        decode(status, &bytes)
     }
 
     /// Sends, reads rate-limit headers, and reads the body within the size cap.
@@ -437,7 +461,10 @@ impl AccountClient {
                 limit,
             });
         }
-        let mut bytes = Vec::new();
+        // Sized from the announced length (within the cap), so a large listing is
+        // not copied again each time the buffer grows.
+        let announced = response.content_length().unwrap_or(0).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if bytes.len() as u64 + chunk.len() as u64 > limit {
                 return Err(CalcomError::BodyTooLarge {
@@ -489,6 +516,33 @@ impl AccountClient {
             debug!(account = %self.account, wait_secs = wait.as_secs(), "Cal.com quota used up; pausing this key until it resets.");
             self.limiter.block_for(wait);
         }
+    }
+
+    /// A listing's answer: its records, each decoded (a record typed decoding
+    /// refuses is a [`RecordError`] naming it). A success body is read in one
+    /// pass ([`wire::ListEnvelope`]); anything else goes through
+    /// [`Self::interpret`], which names what is wrong.
+    fn listing(
+        &self,
+        endpoint: Endpoint,
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<Records, CalcomError> {
+        let decode_all = |items: Vec<&RawValue>| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(pos, item)| wire::event_type_from_raw(item, pos))
+                .collect()
+        };
+        if status.is_success()
+            && let Ok(envelope) = serde_json::from_slice::<wire::ListEnvelope<'_>>(bytes)
+            && envelope.status != Some("error")
+        {
+            return Ok(decode_all(envelope.data));
+        }
+        let data = self.interpret(endpoint, status, bytes)?;
+        Ok(decode_all(items(endpoint, &data)?))
     }
 
     fn interpret(

@@ -40,6 +40,19 @@ pub struct Envelope {
     pub error: Option<ErrorBody>,
 }
 
+/// A listing's success body read in one pass over it: the envelope, with `data`
+/// split into its records (each left undecoded, borrowed from the body). Any
+/// other shape (an error envelope, no `data`, `data` not a list, escapes in
+/// `status`) fails it, and the body goes through [`Envelope`], whose reading
+/// names what is wrong.
+#[derive(Debug, Deserialize)]
+pub struct ListEnvelope<'a> {
+    #[serde(default, borrow)]
+    pub status: Option<&'a str>,
+    #[serde(borrow)]
+    pub data: Vec<&'a RawValue>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorBody {
     #[serde(default)]

@@ -11,6 +11,7 @@
 //! length): then the pair records that the platform's `X` and Cal.com's `Y` are
 //! taken as agreement, so the normalised value is never pushed again in a loop.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
@@ -31,12 +32,17 @@ impl FieldValue {
     /// The canonical form two values are compared by (and the baseline keeps):
     /// free prices agree whatever their currency.
     pub fn key(&self) -> String {
+        self.key_ref().into_owned()
+    }
+
+    /// [`Self::key`], borrowed where the value already holds it.
+    fn key_ref(&self) -> Cow<'_, str> {
         match self {
-            Self::Text(s) => s.clone(),
-            Self::Minutes(m) => m.to_string(),
-            Self::Bookable(b) => visibility_label(*b).to_owned(),
-            Self::Price(p) if p.cents == 0 => "free".to_owned(),
-            Self::Price(p) => format!("{} {}", p.cents, p.currency),
+            Self::Text(s) => Cow::Borrowed(s),
+            Self::Minutes(m) => Cow::Owned(m.to_string()),
+            Self::Bookable(b) => Cow::Borrowed(visibility_label(*b)),
+            Self::Price(p) if p.cents == 0 => Cow::Borrowed("free"),
+            Self::Price(p) => Cow::Owned(format!("{} {}", p.cents, p.currency)),
         }
     }
 
@@ -50,7 +56,7 @@ impl FieldValue {
     }
 
     pub fn agrees(&self, other: &FieldValue) -> bool {
-        self.key() == other.key()
+        self.key_ref() == other.key_ref()
     }
 }
 
@@ -126,11 +132,102 @@ impl Agreed {
 
 /// The stored form of an [`Agreed`] pair: a plain string when both sides held the
 /// same value, an object otherwise. Keeps `calsync_baseline.agreed` readable.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(untagged)]
 enum StoredAgreed {
     Same(String),
     Pair { platform: String, calcom: String },
+}
+
+/// Read by hand rather than through serde's `untagged`, which first copies every
+/// value into a buffer of its own: a steady pass reads a baseline per service.
+impl<'de> Deserialize<'de> for StoredAgreed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Pair {
+            platform: String,
+            calcom: String,
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = StoredAgreed;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, or an object with `platform` and `calcom`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StoredAgreed, E> {
+                Ok(StoredAgreed::Same(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StoredAgreed, E> {
+                Ok(StoredAgreed::Same(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<StoredAgreed, A::Error> {
+                let p = Pair::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(StoredAgreed::Pair {
+                    platform: p.platform,
+                    calcom: p.calcom,
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// The per-field entries of a stored baseline; names calsync does not know are
+/// skipped (a newer calsync may know more fields).
+struct StoredFields(BTreeMap<Field, Agreed>);
+
+impl<'de> Deserialize<'de> for StoredFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A field name, read without keeping it.
+        struct Name(Option<Field>);
+        impl<'de> Deserialize<'de> for Name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl serde::de::Visitor<'_> for Visit {
+                    type Value = Name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a field name")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+                        Ok(Name(Field::parse(v)))
+                    }
+                }
+                d.deserialize_str(Visit)
+            }
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = StoredFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of agreed values by field")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StoredFields, A::Error> {
+                let mut fields = BTreeMap::new();
+                while let Some(Name(field)) = map.next_key()? {
+                    let stored: StoredAgreed = map.next_value()?;
+                    if let Some(field) = field {
+                        fields.insert(
+                            field,
+                            match stored {
+                                StoredAgreed::Same(k) => Agreed::same(k),
+                                StoredAgreed::Pair { platform, calcom } => {
+                                    Agreed { platform, calcom }
+                                }
+                            },
+                        );
+                    }
+                }
+                Ok(StoredFields(fields))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// The last-agreed values of one linked service, per field. A field without an
@@ -169,21 +266,8 @@ impl Baseline {
     /// Reads `calsync_baseline.agreed`; unknown field names are skipped (a newer
     /// calsync may know more fields), anything unreadable is an error.
     pub fn from_json(json: &str, agreed_at: Option<NaiveDateTime>) -> Result<Self, String> {
-        let map: BTreeMap<String, StoredAgreed> =
+        let StoredFields(fields) =
             serde_json::from_str(json).map_err(|e| format!("baseline is not readable: {e}"))?;
-        let fields = map
-            .into_iter()
-            .filter_map(|(name, stored)| {
-                let field = Field::parse(&name)?;
-                Some((
-                    field,
-                    match stored {
-                        StoredAgreed::Same(k) => Agreed::same(k),
-                        StoredAgreed::Pair { platform, calcom } => Agreed { platform, calcom },
-                    },
-                ))
-            })
-            .collect();
         Ok(Self { fields, agreed_at })
     }
 }
@@ -220,11 +304,11 @@ pub fn classify(
     baseline: Option<&Agreed>,
     pending: bool,
 ) -> FieldVerdict {
-    let (p, c) = (platform.key(), calcom.key());
+    let (p, c) = (platform.key_ref(), calcom.key_ref());
     if p == c {
-        let fresh = Agreed::same(p);
+        let current = baseline.is_some_and(|b| b.platform == p && b.calcom == p);
         return FieldVerdict::Agree {
-            rebase: (baseline != Some(&fresh)).then_some(fresh),
+            rebase: (!current).then(|| Agreed::same(p.into_owned())),
         };
     }
     let Some(b) = baseline else {

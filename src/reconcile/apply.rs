@@ -386,6 +386,7 @@ impl Reconciler {
             _ = self.stopping.cancelled() => return Err(stopped()),
         };
         let ids = listing.ids();
+        let listed_records = listing.records.len();
         let snapshot = store
             .load_account(AccountScope {
                 account: &account.name,
@@ -395,7 +396,7 @@ impl Reconciler {
             .await
             .map_err(|e| ("load", e.to_string()))?;
         let mut d = diff(
-            &listing.records,
+            listing.records,
             &snapshot.services,
             OrphanScope {
                 account: &account.name,
@@ -415,7 +416,7 @@ impl Reconciler {
                 policy,
                 services: &snapshot.services,
                 open_drift: &snapshot.open_drift,
-                listed_records: listing.records.len(),
+                listed_records,
                 now: Utc::now().naive_utc(),
             },
         );

@@ -107,9 +107,11 @@ pub struct OrphanScope<'a> {
     pub ownership: Ownership,
 }
 
-/// Compares a listing with the services loaded for the account.
+/// Compares a listing with the services loaded for the account. The listing's
+/// records move into the differences (a steady pass compares every record once
+/// and copies none).
 pub fn diff(
-    listing: &[Result<EventType, RecordError>],
+    listing: Vec<Result<EventType, RecordError>>,
     services: &[LinkedService],
     scope: OrphanScope<'_>,
 ) -> Diff {
@@ -119,15 +121,21 @@ pub fn diff(
         .collect();
     let mut listed: HashSet<EventTypeId> = HashSet::with_capacity(listing.len());
     let mut differences = Vec::with_capacity(listing.len() + 8);
+    // An item without a readable id may be any linked event type: the listing is
+    // then partial with respect to ids, and nothing may be orphaned from it.
+    let ids_complete = listing
+        .iter()
+        .all(|r| r.is_ok() || r.as_ref().err().is_some_and(|e| e.event_type_id.is_some()));
+    let listed_nothing = listing.is_empty();
 
     for record in listing {
         match record {
             Ok(et) => {
                 listed.insert(et.id);
                 differences.push(match by_event_type.get(&et.id) {
-                    None => Difference::Unknown(et.clone()),
+                    None => Difference::Unknown(et),
                     Some(linked) => {
-                        let c = compare(linked, et, &scope.ownership);
+                        let c = compare_owned(linked, et, &scope.ownership);
                         if c.fields.is_empty() {
                             Difference::InSync(c)
                         } else {
@@ -140,13 +148,11 @@ pub fn diff(
                 if let Some(id) = error.event_type_id {
                     listed.insert(id);
                 }
-                differences.push(Difference::Unreadable {
-                    error: error.clone(),
-                    service: error
-                        .event_type_id
-                        .and_then(|id| by_event_type.get(&id))
-                        .map(|l| l.service.clone()),
-                });
+                let service = error
+                    .event_type_id
+                    .and_then(|id| by_event_type.get(&id))
+                    .map(|l| l.service.clone());
+                differences.push(Difference::Unreadable { error, service });
             }
         }
     }
@@ -167,13 +173,8 @@ pub fn diff(
         })
         .collect();
 
-    // An item without a readable id may be any linked event type: the listing is
-    // then partial with respect to ids, and nothing may be orphaned from it.
-    let ids_complete = listing
-        .iter()
-        .all(|r| r.is_ok() || r.as_ref().err().is_some_and(|e| e.event_type_id.is_some()));
     let candidates = if ids_complete { candidates } else { Vec::new() };
-    let empty_listing_guarded = listing.is_empty() && !candidates.is_empty();
+    let empty_listing_guarded = listed_nothing && !candidates.is_empty();
     let guarded_services = if empty_listing_guarded {
         candidates.len()
     } else {
@@ -195,11 +196,19 @@ pub fn diff(
 /// The three-way comparison of one linked service with its event type. Fields
 /// the ownership ignores are not compared (and their baseline is left as it was).
 pub fn compare(linked: &LinkedService, et: &EventType, ownership: &Ownership) -> Comparison {
+    compare_owned(linked, et.clone(), ownership)
+}
+
+/// [`compare`], keeping the event type it is given.
+fn compare_owned(linked: &LinkedService, et: EventType, ownership: &Ownership) -> Comparison {
     let service = &linked.service;
     let platform = Comparable::of_service(&service.values);
-    let calcom = Comparable::of_event_type(et);
+    let calcom = Comparable::of_event_type(&et);
     let stored = linked.baseline.clone();
-    let mut baseline = stored.clone().unwrap_or_default();
+    let mut baseline = match &stored {
+        Some(b) => b.clone(),
+        None => Baseline::default(),
+    };
     let pending = service.sync_status == SyncStatus::Pending;
     let mut fields = Vec::new();
     for field in Field::ALL.into_iter().filter(|f| ownership.compared(*f)) {
@@ -207,8 +216,7 @@ pub fn compare(linked: &LinkedService, et: &EventType, ownership: &Ownership) ->
         let (Some(p), Some(c)) = (platform.get(field), calcom.get(field)) else {
             continue;
         };
-        let agreed = baseline.get(field).cloned();
-        match classify(&p, &c, agreed.as_ref(), pending) {
+        match classify(&p, &c, baseline.get(field), pending) {
             FieldVerdict::Agree { rebase } => {
                 if let Some(fresh) = rebase {
                     baseline.fields.insert(field, fresh);
@@ -219,13 +227,13 @@ pub fn compare(linked: &LinkedService, et: &EventType, ownership: &Ownership) ->
                 change,
                 platform: p,
                 calcom: c,
-                baseline: agreed,
+                baseline: baseline.get(field).cloned(),
             }),
         }
     }
     Comparison {
         service: service.clone(),
-        event_type: et.clone(),
+        event_type: et,
         stored,
         baseline,
         fields,

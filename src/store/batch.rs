@@ -93,6 +93,28 @@ pub(crate) struct PreparedWrite<'a> {
 }
 
 impl<'a> PreparedWrite<'a> {
+    /// Nothing to write but the run journal line (with the account's
+    /// verification time): a steady pass.
+    pub(crate) fn journal_only(&self) -> bool {
+        self.imports.is_empty()
+            && self.metadata.is_empty()
+            && self.confirmations.is_empty()
+            && self.gave_up.is_empty()
+            && self.overwrites.is_empty()
+            && self.drift_upserts.is_empty()
+            && self.drift_replaced.is_empty()
+            && self.drift_resolutions.is_empty()
+            && self.baselines.is_empty()
+            && self.import_baselines.is_empty()
+            && self.registry.is_empty()
+            && self.gone.is_empty()
+            && self.push_states.is_empty()
+            && self.push_states_cleared.is_empty()
+            && self.acknowledgements.is_empty()
+            && self.decisions.is_empty()
+            && self.approval_used.is_none()
+    }
+
     pub(crate) fn new(write: &'a AccountWrite) -> Self {
         // Imports: the first request for an event type wins.
         let mut imports = first_by_key(&write.imports, |n| n.event_type_id.0);
