@@ -565,7 +565,7 @@ fn pass(
     let linked = m.linked();
     let open: Vec<DriftEntry> = m.open.values().map(|e| e.entry.clone()).collect();
     let d = diff(
-        &listing,
+        listing.clone(),
         &linked,
         OrphanScope {
             account: ACCOUNT,
@@ -909,7 +909,7 @@ proptest! {
         let linked = m.linked();
         let listing: Vec<Result<EventType, RecordError>> = m.calcom.values().cloned().map(Ok).collect();
         let open: Vec<DriftEntry> = m.open.values().map(|e| e.entry.clone()).collect();
-        let d = diff(&listing, &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: run.policy.ownership });
+        let d = diff(listing.clone(), &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: run.policy.ownership });
         let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy: run.policy, services: &linked, open_drift: &open, listed_records: listing.len(), now: at(1_000_000) });
         // Nothing new to announce right after a clean pass: every Cal.com-side
         // value is in the ledger already.
@@ -959,7 +959,7 @@ proptest! {
             listing.push(Ok(event_type(1000 + i as i64, c)));
         }
         let policy = Policy { ownership, ..Policy::default() };
-        let d = diff(&listing, &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership });
+        let d = diff(listing.clone(), &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership });
         let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy, services: &services, open_drift: &[], listed_records: listing.len(), now: at(0) });
         let w = build_write(&p, &HashMap::new(), at(0));
         for r in &w.overwrites {
@@ -1011,7 +1011,7 @@ proptest! {
             let now = at(clock);
             let listing: Vec<Result<EventType, RecordError>> = m.calcom.values().cloned().map(Ok).collect();
             let linked = m.linked();
-            let d = diff(&listing, &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: policy.ownership });
+            let d = diff(listing.clone(), &linked, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: policy.ownership });
             let p = plan(d, PlanInput { account: ACCOUNT, company_id: COMPANY, policy, services: &linked, open_drift: &[], listed_records: listing.len(), now });
             let mut outcomes = HashMap::new();
             for push in p.pushes() {
@@ -1043,7 +1043,7 @@ proptest! {
     fn an_empty_listing_orphans_nothing(n in 1usize..5) {
         let m = Model::new(n, true);
         let services = m.linked();
-        let d = diff(&[], &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: Ownership::default() });
+        let d = diff(Vec::new(), &services, OrphanScope { account: ACCOUNT, company_id: COMPANY, sole_account_for_company: true, ownership: Ownership::default() });
         prop_assert!(d.empty_listing_guarded);
         prop_assert!(d.missing.is_empty());
         prop_assert!(!d.differences.iter().any(|x| matches!(x, super::diff::Difference::Orphaned(_))));
@@ -1083,7 +1083,7 @@ fn a_normalised_push_is_recorded_once_and_not_repeated() {
     let linked = m.linked();
     let listing: Vec<Result<EventType, RecordError>> = m.calcom.values().cloned().map(Ok).collect();
     let d = diff(
-        &listing,
+        listing.clone(),
         &linked,
         OrphanScope {
             account: ACCOUNT,

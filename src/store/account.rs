@@ -25,9 +25,9 @@
 
 use sqlx::Pool;
 
+use super::Backend;
 use super::batch::{PreparedWrite, Statements};
 use super::dialect::Dialect;
-use super::Backend;
 use super::error::on;
 use super::{
     ApplyOutcome, StoreError, baseline, decisions, drift, push_state, registry, runs, services,

@@ -1009,8 +1009,13 @@ backend_tests!(
         let small = in_sync_pass_statements(backend, 30).await;
         let large = in_sync_pass_statements(backend, 300).await;
 
-        assert!(
-            large <= 15,
+        // Read the account's services, read its open drift, journal the run,
+        // stamp the account verified; SQLite also opens and commits a
+        // transaction (it has no round trips to save, and one commit is cheaper
+        // there than two).
+        let expected = if backend == TestBackend::Sqlite { 6 } else { 4 };
+        assert_eq!(
+            large, expected,
             "{large} statements for 300 event types in sync"
         );
         assert_eq!(
