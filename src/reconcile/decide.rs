@@ -227,7 +227,8 @@ impl Reconciler {
             &et,
             &policy.with_ownership(account.ownership).ownership,
         )
-        .baseline;
+        .baseline()
+        .clone();
         for f in &adopted {
             if let Some(v) = calcom.get(*f) {
                 baseline.fields.insert(*f, Agreed::same(v.key()));

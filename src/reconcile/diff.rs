@@ -42,8 +42,9 @@ pub struct Comparison {
     pub event_type: EventType,
     /// The baseline as stored (`None`: the sides never agreed yet).
     pub stored: Option<Baseline>,
-    /// The baseline with this pass's agreements folded in.
-    pub baseline: Baseline,
+    /// The baseline with this pass's agreements folded in, when there were any
+    /// (a steady pass has none, and copies no baseline).
+    pub rebased: Option<Baseline>,
     /// The fields that differ, in [`Field`] order (ignored fields never do).
     pub fields: Vec<FieldChange>,
     /// The retry state of the service's last failed push, if any.
@@ -51,9 +52,23 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// The baseline with this pass's agreements folded in.
+    pub fn baseline(&self) -> &Baseline {
+        static NONE: Baseline = Baseline {
+            fields: std::collections::BTreeMap::new(),
+            agreed_at: None,
+        };
+        self.rebased
+            .as_ref()
+            .or(self.stored.as_ref())
+            .unwrap_or(&NONE)
+    }
+
     /// Whether the baseline must be written (it changed, or there was none).
     pub fn baseline_changed(&self) -> bool {
-        self.stored.as_ref() != Some(&self.baseline) && !self.baseline.fields.is_empty()
+        self.rebased
+            .as_ref()
+            .is_some_and(|b| self.stored.as_ref() != Some(b) && !b.fields.is_empty())
     }
 }
 
@@ -205,10 +220,7 @@ fn compare_owned(linked: &LinkedService, et: EventType, ownership: &Ownership) -
     let platform = Comparable::of_service(&service.values);
     let calcom = Comparable::of_event_type(&et);
     let stored = linked.baseline.clone();
-    let mut baseline = match &stored {
-        Some(b) => b.clone(),
-        None => Baseline::default(),
-    };
+    let mut rebased: Option<Baseline> = None;
     let pending = service.sync_status == SyncStatus::Pending;
     let mut fields = Vec::new();
     for field in Field::ALL.into_iter().filter(|f| ownership.compared(*f)) {
@@ -216,10 +228,17 @@ fn compare_owned(linked: &LinkedService, et: EventType, ownership: &Ownership) -
         let (Some(p), Some(c)) = (platform.get(field), calcom.get(field)) else {
             continue;
         };
-        match classify(&p, &c, baseline.get(field), pending) {
+        let agreed = rebased
+            .as_ref()
+            .or(stored.as_ref())
+            .and_then(|b| b.get(field));
+        match classify(&p, &c, agreed, pending) {
             FieldVerdict::Agree { rebase } => {
                 if let Some(fresh) = rebase {
-                    baseline.fields.insert(field, fresh);
+                    rebased
+                        .get_or_insert_with(|| stored.clone().unwrap_or_default())
+                        .fields
+                        .insert(field, fresh);
                 }
             }
             FieldVerdict::Differs(change) => fields.push(FieldChange {
@@ -227,7 +246,7 @@ fn compare_owned(linked: &LinkedService, et: EventType, ownership: &Ownership) -
                 change,
                 platform: p,
                 calcom: c,
-                baseline: baseline.get(field).cloned(),
+                baseline: agreed.cloned(),
             }),
         }
     }
@@ -235,7 +254,7 @@ fn compare_owned(linked: &LinkedService, et: EventType, ownership: &Ownership) -
         service: service.clone(),
         event_type: et,
         stored,
-        baseline,
+        rebased,
         fields,
         push_state: linked.push_state.clone(),
     }

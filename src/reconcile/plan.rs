@@ -723,7 +723,7 @@ pub fn build_write(
                     w.baselines.push(BaselineWrite {
                         service_id: Some(id),
                         event_type_id: cmp.event_type.id,
-                        baseline: cmp.baseline.clone(),
+                        baseline: cmp.baseline().clone(),
                     });
                 }
                 if cmp.service.sync_status == SyncStatus::Pending {
@@ -830,7 +830,7 @@ fn write_service(
         Some(PushOutcome::Failed(f)) => Some(f),
         _ => None,
     };
-    let mut baseline = sp.cmp.baseline.clone();
+    let mut baseline = sp.cmp.baseline().clone();
     let mut how: BTreeMap<Field, Resolution> = BTreeMap::new();
     let mut left: Vec<&FieldPlan> = Vec::new();
     let mut overwrite = Overwrite::new(id, service.values.clone());
