@@ -119,6 +119,15 @@ impl Listing {
     }
 }
 
+/// One request of a call (each attempt sends it again).
+struct Call<'a> {
+    endpoint: Endpoint,
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, String)],
+    body: Option<&'a Value>,
+}
+
 /// The records of one listing answer, each decoded or refused on its own.
 type Records = Vec<Result<EventType, RecordError>>;
 
@@ -218,7 +227,16 @@ impl AccountClient {
     ) -> Result<Records, CalcomError> {
         let decode = |status, bytes: &[u8]| self.listing(endpoint, status, bytes);
         match self
-            .call_with(endpoint, Method::GET, &path, query, None, &decode)
+            .call_with(
+                Call {
+                    endpoint,
+                    method: Method::GET,
+                    path: &path,
+                    query,
+                    body: None,
+                },
+                &decode,
+            )
             .await
         {
             Ok(records) => Ok(records),
@@ -324,21 +342,24 @@ impl AccountClient {
         body: Option<&Value>,
     ) -> Result<Box<RawValue>, CalcomError> {
         let decode = |status, bytes: &[u8]| self.interpret(endpoint, status, bytes);
-        self.call_with(endpoint, method, path, query, body, &decode)
-            .await
+        let call = Call {
+            endpoint,
+            method,
+            path,
+            query,
+            body,
+        };
+        self.call_with(call, &decode).await
     }
 
     /// [`Self::call`], each answer read by `decode` (which sees the status and
     /// the body, and turns error answers into [`CalcomError`]s).
     async fn call_with<T>(
         &self,
-        endpoint: Endpoint,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
+        call: Call<'_>,
         decode: &Decoder<'_, T>,
     ) -> Result<T, CalcomError> {
+        let endpoint = call.endpoint;
         let settings = &self.client.settings;
         let attempts = settings.max_attempts.max(1);
         let backoff = ExponentialBuilder::default()
@@ -349,7 +370,7 @@ impl AccountClient {
         let mut tries = 0u32;
         let attempt = || {
             tries += 1;
-            self.attempt(endpoint, method.clone(), path, query, body, decode)
+            self.attempt(&call, decode)
         };
         let result = attempt
             .retry(backoff)
@@ -378,15 +399,14 @@ impl AccountClient {
         }
     }
 
-    async fn attempt<T>(
-        &self,
-        endpoint: Endpoint,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-        decode: &Decoder<'_, T>,
-    ) -> Result<T, CalcomError> {
+    async fn attempt<T>(&self, call: &Call<'_>, decode: &Decoder<'_, T>) -> Result<T, CalcomError> {
+        let Call {
+            endpoint,
+            ref method,
+            path,
+            query,
+            body,
+        } = *call;
         self.limiter.acquire().await;
         let settings = &self.client.settings;
         // Appended, not joined: a base URL with a path prefix (a proxy) keeps it.
@@ -401,7 +421,7 @@ impl AccountClient {
         let mut request = self
             .client
             .http
-            .request(method, url)
+            .request(method.clone(), url)
             .bearer_auth(self.api_key.expose_secret())
             .header("cal-api-version", API_VERSION)
             .header(reqwest::header::ACCEPT, "application/json");
