@@ -1006,6 +1006,59 @@ async fn a_list_whose_data_is_not_an_array_is_malformed() {
 }
 
 #[tokio::test]
+async fn a_listing_with_an_error_envelope_under_a_200_is_an_error_not_an_empty_list() {
+    let mock = MockServer::start().await;
+    let body = json!({
+        "status": "error",
+        "data": [],
+        "error": { "code": "InternalServerErrorException", "message": "lost the database" }
+    });
+    Mock::given(method("GET"))
+        .and(path("/v2/event-types"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&mock)
+        .await;
+    let berlin = Berlin::at(&mock);
+
+    let err = berlin
+        .client
+        .list_all(&[], None)
+        .await
+        .expect_err("an error envelope must not read as an empty listing");
+
+    assert!(
+        matches!(err, CalcomError::Api { ref code, .. } if code == "InternalServerErrorException"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_envelope_with_unknown_fields_and_escapes_decodes_every_record() {
+    let mock = MockServer::start().await;
+    // What the one-pass reading cannot borrow (an escaped `status`) or does not
+    // expect (fields beside `data`) must still decode, through the slower reading.
+    let data = serde_json::to_string(&json!([event_type(81234), event_type(81235)])).unwrap();
+    let body = format!(
+        r#"{{"pagination":{{"total":2}},"status":"succ\u0065ss","data":{data},"meta":null}}"#
+    );
+    Mock::given(method("GET"))
+        .and(path("/v2/event-types"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .mount(&mock)
+        .await;
+    let berlin = Berlin::at(&mock);
+
+    let listing = berlin.client.list_all(&[], None).await.expect("listing");
+
+    assert_eq!(listing.ids(), vec![EventTypeId(81234), EventTypeId(81235)]);
+    assert!(
+        listing.records.iter().all(Result::is_ok),
+        "{:?}",
+        listing.records
+    );
+}
+
+#[tokio::test]
 async fn an_html_page_from_a_proxy_is_a_server_error_that_says_html() {
     let mock = MockServer::start().await;
     let page = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>\
