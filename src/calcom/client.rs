@@ -367,11 +367,7 @@ impl AccountClient {
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(attempts.saturating_sub(1) as usize)
             .with_jitter();
-        let mut tries = 0u32;
-        let attempt = || {
-            tries += 1;
-            self.attempt(&call, decode)
-        };
+        let attempt = || self.attempt(&call, decode);
         let result = attempt
             .retry(backoff)
             .when(CalcomError::retryable)

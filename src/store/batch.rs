@@ -96,23 +96,48 @@ impl<'a> PreparedWrite<'a> {
     /// Nothing to write but the run journal line (with the account's
     /// verification time): a steady pass.
     pub(crate) fn journal_only(&self) -> bool {
-        self.imports.is_empty()
-            && self.metadata.is_empty()
-            && self.confirmations.is_empty()
-            && self.gave_up.is_empty()
-            && self.overwrites.is_empty()
-            && self.drift_upserts.is_empty()
-            && self.drift_replaced.is_empty()
-            && self.drift_resolutions.is_empty()
-            && self.baselines.is_empty()
-            && self.import_baselines.is_empty()
-            && self.registry.is_empty()
-            && self.gone.is_empty()
-            && self.push_states.is_empty()
-            && self.push_states_cleared.is_empty()
-            && self.acknowledgements.is_empty()
-            && self.decisions.is_empty()
-            && self.approval_used.is_none()
+        // Every field named: a new kind of write must say here whether it is
+        // one, or a steady pass would skip it.
+        let Self {
+            account: _,
+            now: _,
+            imports,
+            metadata,
+            confirmations,
+            gave_up,
+            overwrites,
+            all_overwrites_or_nothing: _,
+            drift_upserts,
+            drift_replaced,
+            drift_resolutions,
+            baselines,
+            import_baselines,
+            registry,
+            gone,
+            push_states,
+            push_states_cleared,
+            acknowledgements,
+            decisions,
+            approval_used,
+            run: _,
+        } = self;
+        imports.is_empty()
+            && metadata.is_empty()
+            && confirmations.is_empty()
+            && gave_up.is_empty()
+            && overwrites.is_empty()
+            && drift_upserts.is_empty()
+            && drift_replaced.is_empty()
+            && drift_resolutions.is_empty()
+            && baselines.is_empty()
+            && import_baselines.is_empty()
+            && registry.is_empty()
+            && gone.is_empty()
+            && push_states.is_empty()
+            && push_states_cleared.is_empty()
+            && acknowledgements.is_empty()
+            && decisions.is_empty()
+            && approval_used.is_none()
     }
 
     pub(crate) fn new(write: &'a AccountWrite) -> Self {
