@@ -124,18 +124,12 @@ impl App {
     /// One pass over the accounts named (all when none is named), its report kept
     /// whole.
     pub async fn pass(&self, names: &[String], dry_run: bool) -> anyhow::Result<PassReport> {
-        let mut accounts = Vec::new();
+        let selected = self.select(names)?;
+        let mut accounts = Vec::with_capacity(selected.len());
         let times = self
-            .pass_each(names, dry_run, |report| accounts.push(report))
-            .await?;
-        Ok(PassReport {
-            schema_version: crate::reconcile::report::SCHEMA_VERSION,
-            dry_run,
-            started_at: times.started_at,
-            finished_at: times.finished_at,
-            duration_ms: times.duration_ms,
-            accounts,
-        })
+            .pass_over(&selected, dry_run, |report| accounts.push(report))
+            .await;
+        Ok(PassReport::new(dry_run, times, accounts))
     }
 
     /// `calsync once` / `calsync plan`: one pass, its report printed to stdout as
@@ -158,17 +152,8 @@ impl App {
             .context("cannot write the pass report to stdout")
     }
 
-    /// One pass, each account's report handed to `each` in account order.
-    pub async fn pass_each(
-        &self,
-        names: &[String],
-        dry_run: bool,
-        each: impl FnMut(AccountReport),
-    ) -> anyhow::Result<PassTimes> {
-        let selected = self.select(names)?;
-        Ok(self.pass_over(&selected, dry_run, each).await)
-    }
-
+    /// One pass over `selected`, each account's report handed to `each` in
+    /// account order.
     async fn pass_over(
         &self,
         selected: &[Account],

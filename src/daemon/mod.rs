@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Settings;
-use crate::reconcile::{PassOptions, PassReport, Reconciler};
+use crate::reconcile::{AccountReport, PassOptions, PassReport, PassTimes, Reconciler};
 use crate::store::{Lease, Store};
 use crate::telemetry::metrics::Metrics;
 
@@ -261,7 +261,14 @@ impl Daemon {
 
     /// Runs a pass now unless one is running (`queue = false`: skipped, counted).
     /// Only the leader runs passes; the pass stops if the lease is lost meanwhile.
-    async fn pass(&self, queue: bool, jitter: Duration) -> Result<PassReport, Refused> {
+    /// Each account's report goes to `keep` as it finishes: a scheduled pass keeps
+    /// none, so its memory does not grow with the event types it imports.
+    async fn pass(
+        &self,
+        queue: bool,
+        jitter: Duration,
+        mut keep: impl FnMut(AccountReport) + Send,
+    ) -> Result<PassTimes, Refused> {
         let reconciler = self.reconciler.get().ok_or(Refused::NotConnected)?.clone();
         if self.role() != Role::Leader {
             return Err(Refused::Standby);
@@ -297,7 +304,8 @@ impl Daemon {
             return Err(Refused::Stopping);
         }
         let settings = self.settings();
-        let run = reconciler.pass(
+        let (mut accounts, mut failed) = (0usize, 0usize);
+        let run = reconciler.pass_each(
             &settings.accounts,
             &settings.accounts,
             settings.policy,
@@ -306,38 +314,41 @@ impl Daemon {
                 max_concurrent_accounts: settings.max_concurrent_accounts,
                 orphan_checks_per_pass: settings.orphan_checks_per_pass,
             },
+            |report| {
+                accounts += 1;
+                failed += usize::from(report.result == "failure");
+                keep(report);
+            },
         );
-        let report = tokio::select! {
-            report = run => report,
+        let times = tokio::select! {
+            times = run => times,
             _ = term.cancelled() => {
                 info!("The running pass was stopped because this calsync lost the lease; its uncommitted account transactions rolled back and the new leader redoes the work.");
                 return Err(Refused::LeaseLost);
             }
         };
-        let failed = report
-            .accounts
-            .iter()
-            .filter(|a| a.result == "failure")
-            .count();
         info!(
-            accounts = report.accounts.len(),
+            accounts,
             failed_accounts = failed,
             "Reconcile pass finished."
         );
-        if failed < report.accounts.len() || report.accounts.is_empty() {
+        if failed < accounts || accounts == 0 {
             self.health().last_pass = Some(Utc::now());
         }
-        // Listings, snapshots and plans are gone; only the report is left.
+        // Listings, snapshots and plans are gone; only what `keep` kept is left.
         memory::release_freed();
-        Ok(report)
+        Ok(times)
     }
 
     /// `POST /api/v1/reconcile`: a pass now (queued behind a running one); a
     /// standby refuses with a message starting with `standby:`.
     pub async fn reconcile_now(&self) -> Result<PassReport, String> {
-        self.pass(true, Duration::ZERO)
+        let mut accounts = Vec::new();
+        let times = self
+            .pass(true, Duration::ZERO, |report| accounts.push(report))
             .await
-            .map_err(|r| r.message().to_owned())
+            .map_err(|r| r.message().to_owned())?;
+        Ok(PassReport::new(false, times, accounts))
     }
 }
 

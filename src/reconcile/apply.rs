@@ -184,14 +184,7 @@ impl Reconciler {
                 accounts.push(report)
             })
             .await;
-        PassReport {
-            schema_version: super::report::SCHEMA_VERSION,
-            dry_run: options.dry_run,
-            started_at: times.started_at,
-            finished_at: times.finished_at,
-            duration_ms: times.duration_ms,
-            accounts,
-        }
+        PassReport::new(options.dry_run, times, accounts)
     }
 
     /// [`Self::pass`], handing each account's report to `each` in the order of

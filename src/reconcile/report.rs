@@ -273,6 +273,18 @@ impl Default for PassReport {
 }
 
 impl PassReport {
+    /// A pass's report from its times and its accounts' reports.
+    pub fn new(dry_run: bool, times: PassTimes, accounts: Vec<AccountReport>) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            dry_run,
+            started_at: times.started_at,
+            finished_at: times.finished_at,
+            duration_ms: times.duration_ms,
+            accounts,
+        }
+    }
+
     pub fn has_failures(&self) -> bool {
         self.accounts.iter().any(AccountReport::has_failures)
     }
