@@ -152,10 +152,19 @@ pub(super) async fn load_account<D: Dialect>(
         D::id_in(&mut qb, &listed);
         qb.push(")");
     }
-    qb.push(" UNION ALL ").push(select::<D>()).push(
-        " WHERE r.event_type_id IS NULL AND s.calcom_event_type_id IS NOT NULL \
-             AND s.company_id = ",
-    );
+    qb.push(" UNION ALL ")
+        .push(select::<D>())
+        .push(" WHERE r.event_type_id IS NULL AND s.calcom_event_type_id IS NOT NULL");
+    if single && !listed.is_empty() {
+        // Services linked to a listed event type are the first branch's rows
+        // already: left out here before the registry is probed for each, a
+        // steady account's third branch reads its company's rows and nothing
+        // else.
+        qb.push(" AND NOT (s.calcom_event_type_id");
+        D::id_in(&mut qb, &listed);
+        qb.push(")");
+    }
+    qb.push(" AND s.company_id = ");
     D::cell(&mut qb, Cell::Int(scope.company_id));
     st.tick();
     rows.extend(
