@@ -44,17 +44,22 @@ pub(super) async fn apply<D: Dialect>(
         && w.journal_only()
         && D::BACKEND != Backend::Sqlite
     {
-        // A steady pass on a server: two single-statement writes need no
-        // transaction, whose BEGIN and COMMIT would double the round trips (a
-        // crash between them leaves a journal line with the previous
-        // verification time, which only understates how fresh the account is).
-        // SQLite has no round trips, and one commit is cheaper there than two.
+        // A steady pass on a server: no transaction, whose BEGIN and COMMIT
+        // would double the round trips. PostgreSQL writes both in one statement
+        // (one commit); MySQL has no data-modifying WITH and runs two (a crash
+        // between them leaves a journal line with the previous verification
+        // time, which only understates how fresh the account is). SQLite has no
+        // round trips, and one commit is cheaper there than two.
         let mut c = pool
             .acquire()
             .await
             .map_err(on(D::BACKEND, "writing the run journal"))?;
-        runs::insert::<D>(&mut c, st, run).await?;
-        verification::record::<D>(&mut c, st, w.account, w.now).await?;
+        if D::BACKEND == Backend::Postgres {
+            runs::insert_verified::<D>(&mut c, st, run, w.account, w.now).await?;
+        } else {
+            runs::insert::<D>(&mut c, st, run).await?;
+            verification::record::<D>(&mut c, st, w.account, w.now).await?;
+        }
         return Ok(ApplyOutcome::default());
     }
     st.tick();

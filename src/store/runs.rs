@@ -13,27 +13,57 @@ pub(super) async fn insert<D: Dialect>(
     run: &RunRecord,
 ) -> Result<(), StoreError> {
     let summary = run.summary.to_string();
-    let mut qb = QueryBuilder::<D>::new(
-        "INSERT INTO calsync_runs (account, started_at, finished_at, result, summary, error) VALUES (",
-    );
-    list(
-        &mut qb,
-        vec![
-            Cell::Text(&run.account),
-            Cell::Time(run.started_at),
-            Cell::Time(run.finished_at),
-            Cell::Text(run.result),
-            Cell::Text(&summary),
-        ],
-    );
-    qb.push(D::JSON).push(", ");
-    D::cell(&mut qb, Cell::OptText(run.error.as_deref()));
-    qb.push(")");
+    let mut qb = QueryBuilder::<D>::new("");
+    push_insert(&mut qb, run, &summary);
     st.tick();
     D::execute(conn, qb)
         .await
         .map_err(on(D::BACKEND, "recording a run"))?;
     Ok(())
+}
+
+/// Appends the journal line and stamps the account's verification time in ONE
+/// statement: the insert runs as a data-modifying `WITH` (PostgreSQL only), so a
+/// steady pass's bookkeeping is one round trip and one commit, and the two
+/// cannot be separated by a crash.
+pub(super) async fn insert_verified<D: Dialect>(
+    conn: &mut D::Connection,
+    st: &Statements,
+    run: &RunRecord,
+    account: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(), StoreError> {
+    let summary = run.summary.to_string();
+    let mut qb = QueryBuilder::<D>::new("WITH journal AS (");
+    push_insert(&mut qb, run, &summary);
+    qb.push(") ");
+    super::verification::push_record(&mut qb, account, now);
+    st.tick();
+    D::execute(conn, qb).await.map_err(on(
+        D::BACKEND,
+        "recording a run and when the account was verified",
+    ))?;
+    Ok(())
+}
+
+/// `INSERT INTO calsync_runs …` of one line.
+fn push_insert<D: Dialect>(qb: &mut QueryBuilder<D>, run: &RunRecord, summary: &str) {
+    qb.push(
+        "INSERT INTO calsync_runs (account, started_at, finished_at, result, summary, error) VALUES (",
+    );
+    list(
+        qb,
+        vec![
+            Cell::Text(&run.account),
+            Cell::Time(run.started_at),
+            Cell::Time(run.finished_at),
+            Cell::Text(run.result),
+            Cell::Text(summary),
+        ],
+    );
+    qb.push(D::JSON).push(", ");
+    D::cell(qb, Cell::OptText(run.error.as_deref()));
+    qb.push(")");
 }
 
 /// Appends a line outside a pass's transaction.

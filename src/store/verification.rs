@@ -17,20 +17,26 @@ pub(super) async fn record<D: Dialect>(
     account: &str,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let mut qb = QueryBuilder::<D>::new("INSERT INTO calsync_accounts (account, last_verified_at)");
+    let mut qb = QueryBuilder::<D>::new("");
+    push_record(&mut qb, account, now);
+    st.tick();
+    D::execute(conn, qb)
+        .await
+        .map_err(on(D::BACKEND, "recording when the account was verified"))?;
+    Ok(())
+}
+
+/// `INSERT INTO calsync_accounts … ` upserting the account's `last_verified_at`.
+pub(super) fn push_record<D: Dialect>(qb: &mut QueryBuilder<D>, account: &str, now: NaiveDateTime) {
+    qb.push("INSERT INTO calsync_accounts (account, last_verified_at)");
     values(
-        &mut qb,
+        qb,
         std::iter::once(vec![Cell::Text(account), Cell::Time(now)]),
     );
     qb.push(D::upsert(
         "account",
         &[("last_verified_at", D::excluded("last_verified_at"))],
     ));
-    st.tick();
-    D::execute(conn, qb)
-        .await
-        .map_err(on(D::BACKEND, "recording when the account was verified"))?;
-    Ok(())
 }
 
 /// When each of these services was last verified, from `calsync_service_status`
