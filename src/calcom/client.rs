@@ -535,8 +535,10 @@ impl AccountClient {
     }
 
     /// A listing's answer: its records, each decoded (a record typed decoding
-    /// refuses is a [`RecordError`] naming it). A success body is read in one
-    /// pass ([`wire::ListEnvelope`]); anything else goes through
+    /// refuses is a [`RecordError`] naming it). A success body is decoded in
+    /// one pass ([`wire::TypedListing`]); one with a record that needs the
+    /// lenient decoding is split into its records first
+    /// ([`wire::ListEnvelope`]); anything else goes through
     /// [`Self::interpret`], which names what is wrong.
     fn listing(
         &self,
@@ -551,11 +553,17 @@ impl AccountClient {
                 .map(|(pos, item)| wire::event_type_from_raw(item, pos))
                 .collect()
         };
-        if status.is_success()
-            && let Ok(envelope) = serde_json::from_slice::<wire::ListEnvelope<'_>>(bytes)
-            && envelope.status != Some("error")
-        {
-            return Ok(decode_all(envelope.data));
+        if status.is_success() {
+            if let Ok(listing) = serde_json::from_slice::<wire::TypedListing<'_>>(bytes)
+                && let Some(records) = listing.records()
+            {
+                return Ok(records);
+            }
+            if let Ok(envelope) = serde_json::from_slice::<wire::ListEnvelope<'_>>(bytes)
+                && envelope.status != Some("error")
+            {
+                return Ok(decode_all(envelope.data));
+            }
         }
         let data = self.interpret(endpoint, status, bytes)?;
         Ok(decode_all(items(endpoint, &data)?))

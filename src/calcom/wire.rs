@@ -53,6 +53,62 @@ pub struct ListEnvelope<'a> {
     pub data: Vec<&'a RawValue>,
 }
 
+/// A listing's success body decoded in one pass straight into event types:
+/// `data`'s records are read as they stream by, never split out first. Any
+/// record typed decoding cannot take (or any other shape of body) fails the
+/// whole reading, and the body goes through [`ListEnvelope`] record by record,
+/// which gives the same results for the records this reading takes and names
+/// what is wrong with the others.
+#[derive(Deserialize)]
+pub struct TypedListing<'a> {
+    #[serde(default, borrow)]
+    status: Option<&'a str>,
+    #[serde(deserialize_with = "typed_records")]
+    data: Vec<Result<EventType, RecordError>>,
+}
+
+impl TypedListing<'_> {
+    /// The records, unless the body is an error envelope.
+    pub fn records(self) -> Option<Vec<Result<EventType, RecordError>>> {
+        (self.status != Some("error")).then_some(self.data)
+    }
+}
+
+/// `data` as [`TypedListing`] reads it: each record decoded and checked as it
+/// is read ([`RawEventType::check`]; a failed check is that record's error), or
+/// an error for the whole list where [`event_type_from_raw`] would have to fall
+/// back to its lenient decoding.
+fn typed_records<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Result<EventType, RecordError>>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Vec<Result<EventType, RecordError>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of event types")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(Obj(raw)) = seq.next_element::<Obj<RawEventType<'de>>>()? {
+                let options = raw
+                    .options()
+                    .filter(|_| raw.id > 0)
+                    .ok_or_else(|| serde::de::Error::custom("needs the lenient decoding"))?;
+                let id = EventTypeId(raw.id);
+                out.push(raw.check(id, options).map_err(|message| RecordError {
+                    event_type_id: Some(id),
+                    message,
+                }));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Visit)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorBody {
     #[serde(default)]

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use calsync::calcom::wire::{event_type_from_raw, event_type_from_value};
+use calsync::calcom::wire::{TypedListing, event_type_from_raw, event_type_from_value};
 use calsync::config::{Config, ConfigError};
 use calsync::domain::{EventTypeId, MAX_DESCRIPTION_CHARS, MAX_MINUTES, MAX_NAME_CHARS};
 use proptest::prelude::*;
@@ -189,6 +189,35 @@ fn apply_mutation(record: &mut Value, m: &Mutation) {
     }
 }
 
+/// A listing holding `input` between two valid records: when the one-pass
+/// reading takes it, every record reads as it does alone, record by record.
+fn check_one_pass_listing(input: &Value) -> Result<(), TestCaseError> {
+    let records = [valid_event_type(), input.clone(), valid_event_type()];
+    let body = json!({ "status": "success", "data": records }).to_string();
+    let Some(one_pass) = serde_json::from_str::<TypedListing<'_>>(&body)
+        .ok()
+        .and_then(TypedListing::records)
+    else {
+        return Ok(());
+    };
+    let by_record: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(pos, r)| {
+            let raw = serde_json::value::RawValue::from_string(r.to_string())
+                .expect("a Value re-encodes");
+            event_type_from_raw(&raw, pos)
+        })
+        .collect();
+    prop_assert_eq!(
+        one_pass,
+        by_record,
+        "the one-pass listing disagrees with the record-by-record reading on {}",
+        input
+    );
+    Ok(())
+}
+
 /// What an accepted record must satisfy, checked against the input it came from.
 fn check_record(input: &Value) -> Result<(), TestCaseError> {
     let decoded = event_type_from_value(input, 3);
@@ -200,6 +229,7 @@ fn check_record(input: &Value) -> Result<(), TestCaseError> {
         "the typed decoder disagrees with the lenient one on {}",
         input
     );
+    check_one_pass_listing(input)?;
     let object = input.as_object();
     let input_id = object
         .and_then(|o| o.get("id"))
