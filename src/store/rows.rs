@@ -15,7 +15,8 @@ use crate::domain::{
 };
 
 /// A `services` row joined with its registry entry (`reg_*`, NULL when absent).
-#[derive(Debug, sqlx::FromRow)]
+/// Read by position (a pass reads one per service; see [`by_position`]).
+#[derive(Debug)]
 pub(crate) struct ServiceRow {
     pub id: i64,
     pub company_id: i64,
@@ -46,6 +47,88 @@ pub(crate) struct ServiceRow {
     pub push_next_attempt_at: Option<NaiveDateTime>,
     pub push_needs_human: bool,
     pub push_last_error: Option<String>,
+}
+
+/// Decodes the struct's fields from the row's columns in declaration order,
+/// without looking each column up by name. Debug builds check every column's
+/// name against its field, so a SELECT out of step with the struct fails the
+/// tests instead of reading one column as another.
+macro_rules! by_position {
+    ($row:expr, $ty:ident { $($field:ident),* $(,)? }) => {{
+        let row = $row;
+        let mut at = 0usize;
+        $ty {
+            $($field: {
+                let value = column(row, at, stringify!($field))?;
+                at += 1;
+                value
+            },)*
+        }
+    }};
+}
+
+fn column<'r, R, T>(row: &'r R, at: usize, name: &str) -> Result<T, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    debug_assert_eq!(
+        sqlx::Column::name(&row.columns()[at]),
+        name,
+        "column {at} of the SELECT is not the field it is read into"
+    );
+    row.try_get(at)
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for ServiceRow
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<NaiveDateTime>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    // The macro's counter steps once past the last column.
+    #[allow(unused_assignments)]
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let service = by_position!(
+            row,
+            ServiceRow {
+                id,
+                company_id,
+                branch_id,
+                name,
+                description,
+                duration_minutes,
+                cents,
+                currency,
+                is_active,
+                is_online,
+                composite,
+                calcom_event_type_id,
+                sync_status,
+                last_calcom_sync,
+                sync_error,
+                updated_at,
+                reg_event_type_id,
+                reg_account,
+                reg_team_id,
+                reg_gone_at,
+                baseline,
+                baseline_at,
+                push_values_key,
+                push_attempts,
+                push_next_attempt_at,
+                push_needs_human,
+                push_last_error,
+            }
+        );
+        Ok(service)
+    }
 }
 
 impl TryFrom<ServiceRow> for LinkedService {
