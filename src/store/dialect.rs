@@ -104,6 +104,11 @@ pub(crate) trait Dialect: sqlx::Database {
     fn time(expr: &str) -> String {
         expr.to_owned()
     }
+    /// A timestamp read into a [`Stamp`](super::rows::Stamp): as [`Dialect::time`]
+    /// except on MySQL (see there).
+    fn stamp(expr: &str) -> String {
+        Self::time(expr)
+    }
     /// A boolean column read as a boolean, NULL as false.
     fn flag(expr: &str) -> String {
         format!("(COALESCE({expr}, 0) <> 0)")
@@ -473,6 +478,15 @@ impl Dialect for MySql {
     }
     fn time(expr: &str) -> String {
         format!("CAST({expr} AS DATETIME(6))")
+    }
+    /// Microseconds since 1970-01-01 00:00:00 (an integer): sqlx formats a
+    /// debug message for every DATETIME value it reads in a binary row (about
+    /// 9% of a steady pass's CPU on MariaDB), and none for an integer.
+    fn stamp(expr: &str) -> String {
+        format!(
+            "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {})",
+            Self::time(expr)
+        )
     }
     fn cents(expr: &str) -> String {
         format!("CAST(ROUND({expr} * 100) AS SIGNED)")

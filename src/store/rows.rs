@@ -31,22 +31,77 @@ pub(crate) struct ServiceRow {
     pub composite: bool,
     pub calcom_event_type_id: Option<i64>,
     pub sync_status: Option<String>,
-    pub last_calcom_sync: Option<NaiveDateTime>,
+    pub last_calcom_sync: Option<Stamp>,
     pub sync_error: Option<String>,
-    pub updated_at: Option<NaiveDateTime>,
+    pub updated_at: Option<Stamp>,
     pub reg_event_type_id: Option<i64>,
     pub reg_account: Option<String>,
     pub reg_team_id: Option<i64>,
-    pub reg_gone_at: Option<NaiveDateTime>,
+    pub reg_gone_at: Option<Stamp>,
     /// `calsync_baseline.agreed` of the service's current link, if any.
     pub baseline: Option<String>,
-    pub baseline_at: Option<NaiveDateTime>,
+    pub baseline_at: Option<Stamp>,
     /// `calsync_push_state` of the service, if its last push failed.
     pub push_values_key: Option<String>,
     pub push_attempts: Option<i64>,
-    pub push_next_attempt_at: Option<NaiveDateTime>,
+    pub push_next_attempt_at: Option<Stamp>,
     pub push_needs_human: bool,
     pub push_last_error: Option<String>,
+}
+
+/// A timestamp of a [`ServiceRow`], selected with [`Dialect::stamp`]: a
+/// `NaiveDateTime` on PostgreSQL and SQLite, microseconds since the Unix epoch
+/// on MySQL (same value, read without sqlx's per-value cost there).
+///
+/// [`Dialect::stamp`]: super::dialect::Dialect::stamp
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(NaiveDateTime);
+
+impl Stamp {
+    pub(crate) fn get(self) -> NaiveDateTime {
+        self.0
+    }
+}
+
+/// [`Stamp`] as the backend's own timestamp type.
+macro_rules! stamp_as_datetime {
+    ($db:ty) => {
+        impl sqlx::Type<$db> for Stamp {
+            fn type_info() -> <$db as sqlx::Database>::TypeInfo {
+                <NaiveDateTime as sqlx::Type<$db>>::type_info()
+            }
+            fn compatible(ty: &<$db as sqlx::Database>::TypeInfo) -> bool {
+                <NaiveDateTime as sqlx::Type<$db>>::compatible(ty)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, $db> for Stamp {
+            fn decode(
+                value: <$db as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                <NaiveDateTime as sqlx::Decode<'r, $db>>::decode(value).map(Stamp)
+            }
+        }
+    };
+}
+stamp_as_datetime!(sqlx::Postgres);
+stamp_as_datetime!(sqlx::Sqlite);
+
+impl sqlx::Type<sqlx::MySql> for Stamp {
+    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+        <i64 as sqlx::Type<sqlx::MySql>>::type_info()
+    }
+    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::MySql>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::MySql> for Stamp {
+    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let micros = <i64 as sqlx::Decode<'r, sqlx::MySql>>::decode(value)?;
+        chrono::DateTime::from_timestamp_micros(micros)
+            .map(|t| Stamp(t.naive_utc()))
+            .ok_or_else(|| format!("{micros} µs after 1970 is out of range").into())
+    }
 }
 
 /// Decodes the struct's fields from the row's columns in declaration order,
@@ -90,7 +145,7 @@ where
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<NaiveDateTime>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Stamp>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     // The macro's counter steps once past the last column.
     #[allow(unused_assignments)]
@@ -157,7 +212,7 @@ impl TryFrom<ServiceRow> for LinkedService {
                 event_type_id: EventTypeId(id),
                 account,
                 team_id: row.reg_team_id.map(TeamId),
-                gone_at: row.reg_gone_at,
+                gone_at: row.reg_gone_at.map(Stamp::get),
             }),
             _ => None,
         };
@@ -182,17 +237,20 @@ impl TryFrom<ServiceRow> for LinkedService {
                 .as_deref()
                 .and_then(SyncStatus::parse)
                 .unwrap_or(SyncStatus::Never),
-            last_calcom_sync: row.last_calcom_sync,
+            last_calcom_sync: row.last_calcom_sync.map(Stamp::get),
             sync_error: row.sync_error,
-            updated_at: row.updated_at,
+            updated_at: row.updated_at.map(Stamp::get),
         };
         // An unreadable baseline (edited by hand?) must not fail the account: the
         // service is then reconciled two-way until the sides agree again.
         let baseline = row
             .baseline
             .as_deref()
-            .and_then(|json| Baseline::from_json(json, row.baseline_at).ok());
-        let push_state = match (row.push_values_key, row.push_next_attempt_at) {
+            .and_then(|json| Baseline::from_json(json, row.baseline_at.map(Stamp::get)).ok());
+        let push_state = match (
+            row.push_values_key,
+            row.push_next_attempt_at.map(Stamp::get),
+        ) {
             (Some(values_key), Some(next_attempt_at)) => Some(PushState {
                 values_key,
                 attempts: u32::try_from(row.push_attempts.unwrap_or(1)).unwrap_or(u32::MAX),

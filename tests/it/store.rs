@@ -341,6 +341,36 @@ backend_tests!(
     }
 );
 
+backend_tests!(
+    service_timestamps_read_back_to_the_microsecond,
+    |db| async move {
+        // MySQL reads them as microseconds since 1970 (`Dialect::stamp`), the
+        // others as timestamps: the same values either way.
+        let now =
+            NaiveDateTime::parse_from_str("2024-05-01 10:00:00.123456", "%Y-%m-%d %H:%M:%S%.f")
+                .unwrap();
+        let mut write = AccountWrite::new("acme", now);
+        write.imports = vec![import(3, 303, values("Cut", 45, eur(4550)))];
+        write.baselines = vec![calsync::store::BaselineWrite {
+            service_id: None,
+            event_type_id: EventTypeId(303),
+            baseline: calsync::domain::Baseline {
+                fields: Default::default(),
+                agreed_at: Some(now),
+            },
+        }];
+        let outcome = db.store.apply(write).await.unwrap();
+        let (_, id) = outcome.imported[0];
+        let linked = db.store.service(id).await.unwrap().unwrap();
+        assert_eq!(linked.service.last_calcom_sync, Some(now));
+        assert_eq!(linked.service.updated_at, Some(now));
+        let baseline = linked
+            .baseline
+            .expect("the baseline written with the import");
+        assert_eq!(baseline.agreed_at, Some(now));
+    }
+);
+
 backend_tests!(imports_store_exact_values, |db| async move {
     let now = at("2024-05-01 10:00:00");
     let emoji = values("Corte ✂️ 💇‍♀️ & barba", 45, eur(1_234_567_899));
