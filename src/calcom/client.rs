@@ -554,7 +554,10 @@ impl AccountClient {
                 .collect()
         };
         if status.is_success() {
-            if let Ok(listing) = serde_json::from_slice::<wire::TypedListing<'_>>(bytes)
+            // Checked as UTF-8 once, as a whole: read as text, serde_json does
+            // not check again each string (every key) it meets.
+            if let Ok(text) = std::str::from_utf8(bytes)
+                && let Ok(listing) = serde_json::from_str::<wire::TypedListing<'_>>(text)
                 && let Some(records) = listing.records()
             {
                 return Ok(records);
