@@ -16,7 +16,7 @@ pub(super) async fn insert<D: Dialect>(
     let mut qb = QueryBuilder::<D>::new("");
     push_insert(&mut qb, run, &summary);
     st.tick();
-    D::execute(conn, qb)
+    D::execute_prepared(conn, qb)
         .await
         .map_err(on(D::BACKEND, "recording a run"))?;
     Ok(())
@@ -39,7 +39,7 @@ pub(super) async fn insert_verified<D: Dialect>(
     qb.push(") ");
     super::verification::push_record(&mut qb, account, now);
     st.tick();
-    D::execute(conn, qb).await.map_err(on(
+    D::execute_prepared(conn, qb).await.map_err(on(
         D::BACKEND,
         "recording a run and when the account was verified",
     ))?;

@@ -20,7 +20,7 @@ pub(super) async fn record<D: Dialect>(
     let mut qb = QueryBuilder::<D>::new("");
     push_record(&mut qb, account, now);
     st.tick();
-    D::execute(conn, qb)
+    D::execute_prepared(conn, qb)
         .await
         .map_err(on(D::BACKEND, "recording when the account was verified"))?;
     Ok(())
