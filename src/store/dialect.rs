@@ -152,13 +152,26 @@ pub(crate) trait Dialect: sqlx::Database {
         );
     }
 
-    fn execute<'a>(conn: &'a mut Self::Connection, qb: QueryBuilder<Self>) -> Fut<'a, u64>;
+    /// Runs a statement; rows affected. `kept`: through a statement kept
+    /// prepared on the connection.
+    fn execute_kept<'a>(
+        conn: &'a mut Self::Connection,
+        qb: QueryBuilder<Self>,
+        kept: bool,
+    ) -> Fut<'a, u64>;
+    fn execute<'a>(conn: &'a mut Self::Connection, qb: QueryBuilder<Self>) -> Fut<'a, u64> {
+        Self::execute_kept(conn, qb, false)
+    }
     /// [`Dialect::execute`] through a statement kept prepared on the
     /// connection: only for texts of one fixed shape that a pass runs once per
     /// account (on MySQL an unprepared statement costs a round trip of its own
     /// to prepare it, and one server-side prepare, every time).
-    fn execute_prepared<'a>(conn: &'a mut Self::Connection, qb: QueryBuilder<Self>)
-    -> Fut<'a, u64>;
+    fn execute_prepared<'a>(
+        conn: &'a mut Self::Connection,
+        qb: QueryBuilder<Self>,
+    ) -> Fut<'a, u64> {
+        Self::execute_kept(conn, qb, true)
+    }
     /// Reads services with a statement kept prepared on the connection: only
     /// for texts of a fixed shape (see [`Dialect::id_in`]), which a pass runs
     /// once per account.
@@ -255,24 +268,14 @@ fn push_set<'a, D: Dialect>(qb: &mut QueryBuilder<D>, set: Vec<(&str, Set<'a>)>,
 
 macro_rules! run {
     ($db:ty) => {
-        fn execute<'a>(
+        fn execute_kept<'a>(
             conn: &'a mut <$db as sqlx::Database>::Connection,
             mut qb: QueryBuilder<$db>,
+            kept: bool,
         ) -> Fut<'a, u64> {
             Box::pin(async move {
                 qb.build()
-                    .persistent(false)
-                    .execute(conn)
-                    .await
-                    .map(|done| done.rows_affected())
-            })
-        }
-        fn execute_prepared<'a>(
-            conn: &'a mut <$db as sqlx::Database>::Connection,
-            mut qb: QueryBuilder<$db>,
-        ) -> Fut<'a, u64> {
-            Box::pin(async move {
-                qb.build()
+                    .persistent(kept)
                     .execute(conn)
                     .await
                     .map(|done| done.rows_affected())
