@@ -13,6 +13,7 @@ use crate::domain::ServiceId;
 use crate::reconcile::report::{ReportStream, StreamedPass};
 use crate::reconcile::{
     AccountReport, DecidedBy, DecisionOutcome, PassOptions, PassReport, PassTimes, Reconciler,
+    ReportOrder,
 };
 use crate::store::{DecisionKind, Store};
 use crate::telemetry::metrics::Metrics;
@@ -158,7 +159,7 @@ impl App {
         &self,
         selected: &[Account],
         dry_run: bool,
-        each: impl FnMut(AccountReport),
+        mut each: impl FnMut(AccountReport),
     ) -> PassTimes {
         let pass = self.reconciler.pass_each(
             &self.settings.accounts,
@@ -169,7 +170,8 @@ impl App {
                 max_concurrent_accounts: self.settings.max_concurrent_accounts,
                 orphan_checks_per_pass: self.settings.orphan_checks_per_pass,
             },
-            each,
+            ReportOrder::Accounts,
+            |_, report| each(report),
         );
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {

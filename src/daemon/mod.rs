@@ -49,7 +49,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Settings;
-use crate::reconcile::{AccountReport, PassOptions, PassReport, PassTimes, Reconciler};
+use crate::reconcile::{
+    AccountReport, PassOptions, PassReport, PassTimes, Reconciler, ReportOrder,
+};
 use crate::store::{Lease, Store};
 use crate::telemetry::metrics::Metrics;
 
@@ -267,7 +269,7 @@ impl Daemon {
         &self,
         queue: bool,
         jitter: Duration,
-        mut keep: impl FnMut(AccountReport) + Send,
+        mut keep: impl FnMut(usize, AccountReport) + Send,
     ) -> Result<PassTimes, Refused> {
         let reconciler = self.reconciler.get().ok_or(Refused::NotConnected)?.clone();
         if self.role() != Role::Leader {
@@ -314,10 +316,13 @@ impl Daemon {
                 max_concurrent_accounts: settings.max_concurrent_accounts,
                 orphan_checks_per_pass: settings.orphan_checks_per_pass,
             },
-            |report| {
+            // Nothing here needs the accounts' order: a report waiting for a
+            // slow account would only hold memory.
+            ReportOrder::Finished,
+            |position, report| {
                 accounts += 1;
                 failed += usize::from(report.result == "failure");
-                keep(report);
+                keep(position, report);
             },
         );
         let times = tokio::select! {
@@ -345,9 +350,14 @@ impl Daemon {
     pub async fn reconcile_now(&self) -> Result<PassReport, String> {
         let mut accounts = Vec::new();
         let times = self
-            .pass(true, Duration::ZERO, |report| accounts.push(report))
+            .pass(true, Duration::ZERO, |position, report| {
+                accounts.push((position, report));
+            })
             .await
             .map_err(|r| r.message().to_owned())?;
+        // Handed out as they finished: back in the accounts' order.
+        accounts.sort_unstable_by_key(|(position, _)| *position);
+        let accounts = accounts.into_iter().map(|(_, report)| report).collect();
         Ok(PassReport::new(false, times, accounts))
     }
 }

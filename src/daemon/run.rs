@@ -153,7 +153,7 @@ where
                 }
                 let d = daemon.clone();
                 let jitter = if first { Duration::ZERO } else { d.settings().jitter };
-                running = Some((tokio::spawn(async move { let _ = d.pass(false, jitter, |_| {}).await; }), tick));
+                running = Some((tokio::spawn(async move { let _ = d.pass(false, jitter, |_, _| {}).await; }), tick));
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
             _ = hup.recv() => reload(&daemon, &config_path, explicit, Some((&mut schedule, ticks_tx.clone()))).await,

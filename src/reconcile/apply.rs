@@ -40,6 +40,20 @@ pub struct PassOptions {
     pub orphan_checks_per_pass: usize,
 }
 
+/// In which order [`Reconciler::pass_each`] hands out account reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOrder {
+    /// In the order of the accounts given (a report printed as it comes).
+    Accounts,
+    /// As each account finishes: nothing is held back.
+    Finished,
+}
+
+/// [`ReportOrder::Accounts`]: how many times `max_concurrent_accounts` accounts
+/// may be done or running past the first account whose report is not handed
+/// out yet.
+pub const REORDER_WINDOW: usize = 8;
+
 /// Runs passes. Keeps one client per account across passes, so a key's budget and
 /// any Cal.com block survive from one pass to the next.
 pub struct Reconciler {
@@ -180,25 +194,34 @@ impl Reconciler {
     ) -> PassReport {
         let mut accounts = Vec::with_capacity(selected.len());
         let times = self
-            .pass_each(all, selected, policy, options, |report| {
-                accounts.push(report)
-            })
+            .pass_each(
+                all,
+                selected,
+                policy,
+                options,
+                ReportOrder::Accounts,
+                |_, report| accounts.push(report),
+            )
             .await;
         PassReport::new(options.dry_run, times, accounts)
     }
 
-    /// [`Self::pass`], handing each account's report to `each` in the order of
-    /// `selected` as soon as it and every account before it are done, instead of
-    /// keeping them all: a first pass over a million event types holds a report
-    /// item per import, and a caller that prints reports as they come holds only
-    /// the accounts still running (and any finished after one still running).
+    /// [`Self::pass`], handing each account's report to `each` (with the
+    /// account's position in `selected`) instead of keeping them all: a first
+    /// pass over a million event types holds a report item per import. In
+    /// [`ReportOrder::Accounts`] a report waits for the accounts before it, and
+    /// an account starts only while fewer than [`REORDER_WINDOW`] ×
+    /// `max_concurrent_accounts` accounts separate it from the first one not
+    /// handed out yet: one slow account holds back the pass instead of letting
+    /// every other account's report pile up behind it.
     pub async fn pass_each(
         self: &Arc<Self>,
         all: &[Account],
         selected: &[Account],
         policy: Policy,
         options: PassOptions,
-        mut each: impl FnMut(AccountReport),
+        order: ReportOrder,
+        mut each: impl FnMut(usize, AccountReport),
     ) -> PassTimes {
         let started_at = Utc::now();
         let clock = Instant::now();
@@ -206,34 +229,34 @@ impl Reconciler {
             *m.entry(a.company_id).or_default() += 1;
             m
         });
-        let permits = Arc::new(tokio::sync::Semaphore::new(
-            options.max_concurrent_accounts.max(1),
-        ));
+        let concurrency = options.max_concurrent_accounts.max(1);
+        let window = match order {
+            ReportOrder::Accounts => concurrency.saturating_mul(REORDER_WINDOW),
+            ReportOrder::Finished => usize::MAX,
+        };
+        // Tasks are spawned as they may run, so an account waiting its turn holds
+        // nothing: a pass's memory follows `max_concurrent_accounts` (and the
+        // window), not the number of accounts.
         let mut tasks = tokio::task::JoinSet::new();
-        for (i, account) in selected.iter().cloned().enumerate() {
+        let mut positions: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let spawn = |tasks: &mut tokio::task::JoinSet<(usize, AccountReport)>, i: usize| {
+            let account: Account = selected[i].clone();
             let sole = companies.get(&account.company_id).copied().unwrap_or(0) <= 1;
             let policy = policy.with_ownership(account.ownership);
             let span = info_span!("account", account = %account.name);
             let me = self.clone();
-            let permits = permits.clone();
-            tasks.spawn(
-                async move {
-                    let _permit = permits.acquire_owned().await;
-                    // Boxed once the permit is held: a task still waiting holds a
-                    // few hundred bytes instead of an account pass's whole state
-                    // (about 40 KB), so a pass's memory follows
-                    // `max_concurrent_accounts`, not the number of accounts.
-                    let pass = Box::pin(me.account_pass(&account, sole, policy, options));
-                    (i, pass.await)
-                }
-                .instrument(span)
-                // Keep the caller's subscriber (a scoped one in tests and tools).
-                .with_current_subscriber(),
-            );
-        }
-        // Reports that finished before an earlier account, until it is done.
-        let mut waiting: BTreeMap<usize, AccountReport> = BTreeMap::new();
-        let mut next = 0;
+            tasks
+                .spawn(
+                    async move {
+                        let pass = Box::pin(me.account_pass(&account, sole, policy, options));
+                        (i, pass.await)
+                    }
+                    .instrument(span)
+                    // Keep the caller's subscriber (a scoped one in tests and tools).
+                    .with_current_subscriber(),
+                )
+                .id()
+        };
         let unfinished = |i: usize| {
             let error = "the account pass did not finish";
             AccountFailed {
@@ -244,19 +267,43 @@ impl Reconciler {
             .emit((!options.dry_run).then_some(self.metrics.as_ref()));
             AccountReport::failed(&selected[i].name, format!("{INTERNAL}: {error}"))
         };
-        while let Some(joined) = tasks.join_next().await {
-            // `contained` turns a panic into the account's own failure; a task that
-            // was cancelled instead is reported (and counted) below.
-            if let Ok((i, report)) = joined {
-                waiting.insert(i, report);
-                while let Some(report) = waiting.remove(&next) {
-                    each(report);
-                    next += 1;
+        // Reports that finished before an earlier account (`Accounts` only).
+        let mut waiting: BTreeMap<usize, AccountReport> = BTreeMap::new();
+        let (mut next, mut spawned) = (0usize, 0usize);
+        loop {
+            while tasks.len() < concurrency
+                && spawned < selected.len()
+                && spawned < next.saturating_add(window)
+            {
+                let id = spawn(&mut tasks, spawned);
+                positions.insert(id, spawned);
+                spawned += 1;
+            }
+            let Some(joined) = tasks.join_next_with_id().await else {
+                break;
+            };
+            // `contained` turns a panic into the account's own failure; a task
+            // that was cancelled instead is reported (and counted) here.
+            let (i, report) = match joined {
+                Ok((id, (i, report))) => {
+                    positions.remove(&id);
+                    (i, report)
+                }
+                Err(e) => match positions.remove(&e.id()) {
+                    Some(i) => (i, unfinished(i)),
+                    None => continue,
+                },
+            };
+            match order {
+                ReportOrder::Finished => each(i, report),
+                ReportOrder::Accounts => {
+                    waiting.insert(i, report);
+                    while let Some(report) = waiting.remove(&next) {
+                        each(next, report);
+                        next += 1;
+                    }
                 }
             }
-        }
-        for i in next..selected.len() {
-            each(waiting.remove(&i).unwrap_or_else(|| unfinished(i)));
         }
         PassTimes {
             started_at,

@@ -43,7 +43,9 @@ pub mod diff;
 pub mod plan;
 pub mod report;
 
-pub use apply::{ManualPush, ManualPushError, PassOptions, Reconciler};
+pub use apply::{
+    ManualPush, ManualPushError, PassOptions, REORDER_WINDOW, Reconciler, ReportOrder,
+};
 pub use decide::{DecidedBy, DecisionError, DecisionOutcome};
 pub use diff::{Difference, compare, diff};
 pub use plan::{Plan, PushOutcome, PushReason, build_write, plan};

@@ -547,6 +547,55 @@ async fn slow_answers_within_the_timeout_are_waited_for_without_retrying() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_account_holds_back_the_accounts_past_the_report_window() {
+    // Reports are handed out in config order: while the first account is slow,
+    // only the accounts inside the window may run, so the reports waiting for
+    // it stay bounded (instead of every other account's).
+    let window = calsync::reconcile::REORDER_WINDOW
+        * calsync::config::SyncConfig::default().max_concurrent_accounts;
+    let specs: Vec<AccountSpec> = (0..window + 6)
+        .map(|i| {
+            AccountSpec::new(
+                &format!("acct-{i:03}"),
+                i as i64 + 1,
+                &format!("cal_window_{i:03}"),
+            )
+        })
+        .collect();
+    let rig = FaultRig::start(TestBackend::Sqlite, specs.clone()).await;
+    rig.sim.inject_fault(
+        Fault::new(FaultKind::Delay { ms: 800 })
+            .api_key(&specs[0].api_key)
+            .path_prefix("/v2/event-types"),
+    );
+
+    let report = rig.pass().await;
+
+    assert!(!report.has_failures(), "{report:#?}");
+    let names: Vec<&str> = report.accounts.iter().map(|a| a.account.as_str()).collect();
+    let expected: Vec<&str> = specs.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, expected, "reports come in config order");
+    let answered = |i: usize| {
+        rig.requests_of(&specs[i].api_key)
+            .into_iter()
+            .find(|r| r.path.starts_with("/v2/event-types"))
+            .unwrap_or_else(|| panic!("no listing request of account {i}"))
+            .seq
+    };
+    let slow = answered(0);
+    assert!(
+        (1..window).any(|i| answered(i) < slow),
+        "accounts inside the window run while the first one is slow"
+    );
+    for i in window..specs.len() {
+        assert!(
+            answered(i) > slow,
+            "account {i} started while account 0, {window} places before it, was still running"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_backoff_grows_between_attempts() {
     let rig = FaultRig::start(
         TestBackend::Sqlite,
