@@ -52,7 +52,7 @@ pub enum ReportOrder {
 /// [`ReportOrder::Accounts`]: how many times `max_concurrent_accounts` accounts
 /// may be done or running past the first account whose report is not handed
 /// out yet.
-pub const REORDER_WINDOW: usize = 8;
+pub const REORDER_WINDOW: usize = 32;
 
 /// Runs passes. Keeps one client per account across passes, so a key's budget and
 /// any Cal.com block survive from one pass to the next.
