@@ -16,9 +16,9 @@
 //!    14. the run journal line and the account's verification time (once per
 //!    account and pass: unchanged services are not stamped one by one).
 //!
-//! On PostgreSQL and MySQL, a write holding nothing but step 14 (a steady pass)
-//! runs its two statements without a transaction: two round trips instead of
-//! four.
+//! Step 14 is one statement on PostgreSQL (a data-modifying `WITH`), two
+//! elsewhere. On PostgreSQL and MySQL, a write holding nothing but step 14 (a
+//! steady pass) runs without a transaction: no `BEGIN` and `COMMIT` round trips.
 //!
 //! A write that asks for all its overwrites or nothing (an operator's adoption)
 //! rolls back when a guard did not hold.
@@ -31,7 +31,6 @@ use super::dialect::Dialect;
 use super::error::on;
 use super::{
     ApplyOutcome, StoreError, baseline, decisions, drift, push_state, registry, runs, services,
-    verification,
 };
 
 /// One account's write in one transaction.
@@ -45,21 +44,16 @@ pub(super) async fn apply<D: Dialect>(
         && D::BACKEND != Backend::Sqlite
     {
         // A steady pass on a server: no transaction, whose BEGIN and COMMIT
-        // would double the round trips. PostgreSQL writes both in one statement
-        // (one commit); MySQL has no data-modifying WITH and runs two (a crash
-        // between them leaves a journal line with the previous verification
-        // time, which only understates how fresh the account is). SQLite has no
-        // round trips, and one commit is cheaper there than two.
+        // would be round trips of their own. On MySQL the journal is two
+        // statements (a crash between them leaves a journal line with the
+        // previous verification time, which only understates how fresh the
+        // account is). SQLite has no round trips, and one commit is cheaper
+        // there than two.
         let mut c = pool
             .acquire()
             .await
             .map_err(on(D::BACKEND, "writing the run journal"))?;
-        if D::BACKEND == Backend::Postgres {
-            runs::insert_verified::<D>(&mut c, st, run, w.account, w.now).await?;
-        } else {
-            runs::insert::<D>(&mut c, st, run).await?;
-            verification::record::<D>(&mut c, st, w.account, w.now).await?;
-        }
+        runs::journal::<D>(&mut c, st, run, w.account, w.now).await?;
         return Ok(ApplyOutcome::default());
     }
     st.tick();
@@ -106,8 +100,7 @@ async fn write<D: Dialect>(
     drift::acknowledge::<D>(c, st, w).await?;
     decisions::write::<D>(c, st, w).await?;
     if let Some(run) = w.run {
-        runs::insert::<D>(c, st, run).await?;
-        verification::record::<D>(c, st, w.account, w.now).await?;
+        runs::journal::<D>(c, st, run, w.account, w.now).await?;
     }
     Ok(out)
 }

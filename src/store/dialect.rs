@@ -128,6 +128,9 @@ pub(crate) trait Dialect: sqlx::Database {
     }
     /// What follows a bound text to store it in a JSON column.
     const JSON: &'static str;
+    /// Whether a statement may start with a data-modifying `WITH` (an `INSERT`
+    /// whose effect another statement's text follows): PostgreSQL only.
+    const WRITING_WITH: bool = false;
     fn trim_upper(expr: &str) -> String {
         format!("UPPER(TRIM({expr}))")
     }
@@ -421,6 +424,7 @@ impl Dialect for Postgres {
     }
     const CENTS_TO_DECIMAL: (&'static str, &'static str) = ("(", "::numeric / 100)");
     const JSON: &'static str = "::jsonb";
+    const WRITING_WITH: bool = true;
     fn trim_upper(expr: &str) -> String {
         format!("upper(btrim({expr}::text))")
     }

@@ -22,17 +22,22 @@ pub(super) async fn insert<D: Dialect>(
     Ok(())
 }
 
-/// Appends the journal line and stamps the account's verification time in ONE
-/// statement: the insert runs as a data-modifying `WITH` (PostgreSQL only), so a
-/// steady pass's bookkeeping is one round trip and one commit, and the two
-/// cannot be separated by a crash.
-pub(super) async fn insert_verified<D: Dialect>(
+/// Appends the account pass's journal line and stamps the account's
+/// verification time (`calsync_accounts`). Where the dialect allows it
+/// ([`Dialect::WRITING_WITH`]) that is ONE statement, the insert running as a
+/// data-modifying `WITH`: one round trip, and outside a transaction one commit
+/// that a crash cannot split; elsewhere two.
+pub(super) async fn journal<D: Dialect>(
     conn: &mut D::Connection,
     st: &Statements,
     run: &RunRecord,
     account: &str,
     now: chrono::NaiveDateTime,
 ) -> Result<(), StoreError> {
+    if !D::WRITING_WITH {
+        insert::<D>(conn, st, run).await?;
+        return super::verification::record::<D>(conn, st, account, now).await;
+    }
     let summary = run.summary.to_string();
     let mut qb = QueryBuilder::<D>::new("WITH journal AS (");
     push_insert(&mut qb, run, &summary);
